@@ -1,25 +1,28 @@
-"""Streamlit entry point (being built out by the app issue): predictions on the bundled model."""
+"""Streamlit entry point: `streamlit run app.py` (or `make run`).
+
+Draws the shared sidebar (image, model, class: `ui.sidebar`) on every run, then the chosen page. Pages are
+plain scripts under ui/ that read the shared choice with `ui.common.current_input()`.
+"""
+import sys
+from pathlib import Path
+
 import streamlit as st
 
-from models import DEFAULT_MODEL, ImageError, load_model, read_image
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `streamlit run` from another directory
 
-st.set_page_config(page_title="CNN attribution explorer", layout="wide")
-st.title("CNN attribution explorer")
+st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/visibility:", layout="wide",
+                   initial_sidebar_state="expanded")
 
+from ui.sidebar import render_shared_sidebar  # noqa: E402  (after set_page_config)
 
-@st.cache_resource
-def get_model(name: str):
-    return load_model(name)
+PAGES = [
+    st.Page("ui/page_explore.py", title="Explore", icon=":material/image_search:", default=True),
+    st.Page("ui/page_compare.py", title="Compare classes", icon=":material/compare:"),
+    st.Page("ui/page_axioms.py", title="Axioms", icon=":material/rule:"),
+    st.Page("ui/page_trust.py", title="Trust", icon=":material/verified_user:"),
+    st.Page("ui/page_methods.py", title="Methods", icon=":material/menu_book:"),
+]
 
-
-upload = st.file_uploader("Image", type=["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"])
-data = upload.getvalue() if upload else open("assets/samples/cat.jpg", "rb").read()
-try:
-    image = read_image(data)
-except ImageError as err:
-    st.error(str(err))
-    st.stop()
-bundle = get_model(DEFAULT_MODEL)
-st.image(image, width=320)
-for _, name, prob in bundle.predict(bundle.preprocess(image)):
-    st.write(f"{name}: {prob:.1%}")
+page = st.navigation(PAGES, position="top")
+render_shared_sidebar()
+page.run()

@@ -1,0 +1,200 @@
+"""Helpers every page shares: the cached model, the user's current input, cached explanations.
+
+How the pieces fit:
+- `app.py` calls `ui.sidebar.render_shared_sidebar()` on every run *before* `pg.run()`. It draws the image
+  picker (sample gallery, upload, camera), the model and the class, and stores the result in
+  `st.session_state[INPUT_KEY]` as a `CurrentInput`. Because the sidebar is drawn on every page, its widgets
+  (and the uploaded file) survive page switches.
+- A page calls `current_input()` to get that object (if a page is run on its own, without `app.py`, the
+  shared sidebar is drawn on demand) and `run_explain(...)` to get an `Explanation`.
+- Explanations live in one process-wide LRU store keyed by (image hash, model, method, target, options):
+  display-only settings (opacity, colour map, clipping) are not part of the key, so changing them recomputes
+  nothing, and a class of students on the same sample shares the results.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+from models import DEFAULT_MODEL, ImageError, ModelBundle, ModelUnavailable, load_model, read_image
+
+log = logging.getLogger(__name__)
+
+INPUT_KEY = "current_input"
+EXPLANATION_CACHE_SIZE = 48  # an IG result with its trace is a few MB; 48 of them stay well under 1 GB
+
+
+@dataclass
+class CurrentInput:
+    """The image, model and class the user chose (see the module docstring for where it comes from)."""
+    bundle: ModelBundle
+    image: Image.Image          # PIL RGB, as decoded (before resize/crop)
+    image_id: str               # sha1 of the image bytes: the cache key for everything derived from it
+    x: torch.Tensor             # bundle.preprocess(image): (1, 3, H, W)
+    target: int
+    target_name: str
+    source: str = ""            # "sample: cat.jpg", "upload: photo.png", "camera"
+    probabilities: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # softmax over classes
+
+    def top(self, k: int = 5) -> list[tuple[int, str, float]]:
+        """The k most probable classes as (index, name, probability)."""
+        order = np.argsort(-self.probabilities)[:k]
+        return [(int(i), self.bundle.category(int(i)), float(self.probabilities[i])) for i in order]
+
+
+def image_id_of(data: bytes) -> str:
+    return hashlib.sha1(data).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- models
+
+@st.cache_resource(show_spinner="Loading the model…")
+def _load_cached(name: str) -> ModelBundle:
+    return load_model(name)
+
+
+def get_bundle(name: str) -> ModelBundle:
+    """The named model, loaded once per process; if it cannot be loaded, say why and use the default model."""
+    try:
+        return _load_cached(name)
+    except ModelUnavailable as err:
+        if name == DEFAULT_MODEL:
+            raise
+        st.warning(f"{err}\n\nShowing **{DEFAULT_MODEL}** instead.", icon=":material/swap_horiz:")
+        return _load_cached(DEFAULT_MODEL)
+
+
+# ---------------------------------------------------------------- images and predictions
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _decode_cached(image_id: str, _data: bytes) -> Image.Image:
+    # Keyed by the hash only (the bytes are not hashed again). Errors are not cached, so they show every run.
+    return read_image(_data)
+
+
+def decode_image(data: bytes) -> tuple[Image.Image, str]:
+    """(RGB image, image id) for uploaded bytes; raises `ImageError` with a message for the user."""
+    image_id = image_id_of(data)
+    return _decode_cached(image_id, data), image_id
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _probabilities_cached(image_id: str, model_name: str, _x: torch.Tensor, _bundle: ModelBundle) -> np.ndarray:
+    with torch.no_grad():
+        logits = _bundle.model(_x)
+    return torch.softmax(logits.float(), dim=1)[0].cpu().numpy()
+
+
+def class_probabilities(bundle: ModelBundle, image_id: str, x: torch.Tensor) -> np.ndarray:
+    """Softmax over all classes for this input, cached by (image, model)."""
+    return _probabilities_cached(image_id, bundle.name, x, bundle)
+
+
+def current_input() -> CurrentInput:
+    """The image/model/class the user chose in the shared sidebar (drawn on demand if it has not been)."""
+    chosen = st.session_state.get(INPUT_KEY)
+    if chosen is None:
+        from ui.sidebar import render_shared_sidebar  # local: sidebar imports this module
+        chosen = render_shared_sidebar()
+    return chosen
+
+
+# ---------------------------------------------------------------- explanations
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource
+def explanation_store() -> _LRU:
+    """The process-wide store of computed explanations (shared by all sessions)."""
+    return _LRU(EXPLANATION_CACHE_SIZE)
+
+
+def options_key(options: dict) -> str:
+    """A stable text key for an options dict (tensors are keyed by their bytes' hash)."""
+    def encode(value: Any):
+        if isinstance(value, torch.Tensor):
+            return "tensor:" + hashlib.sha1(value.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+        if isinstance(value, np.ndarray):
+            return "array:" + hashlib.sha1(value.tobytes()).hexdigest()[:16]
+        return repr(value)
+    return json.dumps(options, sort_keys=True, default=encode)
+
+
+def method_title(method: str) -> str:
+    try:
+        from explainers import method_info
+        return method_info(method).title
+    except Exception:
+        return method
+
+
+def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int, method: str,
+                options: dict | None = None, *, label: str | None = None):
+    """`explainers.explain(...)`, cached by (image, model, method, target, options), with a progress bar.
+
+    Returns the `Explanation`, or None after showing why not: `NotApplicable` as a warning, bad options
+    (`ValueError`) or an unexpected failure as an error — never a traceback.
+    """
+    from explainers import NotApplicable, explain
+
+    options = dict(options or {})
+    key = (image_id, bundle.name, str(bundle.device), method, int(target), options_key(options))
+    store = explanation_store()
+    cached = store.get(key)
+    if cached is not None:
+        return cached
+
+    title = label or method_title(method)
+    bar = st.progress(0.0, text=f"{title}: starting…")
+
+    def progress(fraction: float, stage: str) -> None:
+        bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{title}: {stage}")
+
+    try:
+        result = explain(bundle, x, target=int(target), method=method, progress=progress, **options)
+    except NotApplicable as err:
+        st.warning(f"**{title}** does not apply here: {err}", icon=":material/block:")
+        return None
+    except (ValueError, TypeError) as err:
+        st.error(f"**{title}** could not run with these settings: {err}", icon=":material/error:")
+        return None
+    except Exception as err:  # a bug in a method must not take the page down or show a traceback
+        log.exception("explain(%s) failed", method)
+        st.error(f"**{title}** failed unexpectedly ({type(err).__name__}). The other results are unaffected.",
+                 icon=":material/error:")
+        return None
+    finally:
+        bar.empty()
+    store.put(key, result)
+    return result
+
+
+def friendly_image_error(err: ImageError) -> None:
+    st.error(f"That file could not be used: {err}", icon=":material/image_not_supported:")

@@ -1,0 +1,115 @@
+"""The shared sidebar: which image, which model, which class. Drawn by app.py on every run, before the page.
+
+Widgets drawn on every run keep their state across page switches, so the uploaded photo, the model and the
+class stay put while the user moves between Explore, Compare, Axioms, Trust and Methods.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from explainers.figures import top_classes_figure
+from models import DEFAULT_MODEL, ImageError, list_models
+from models.image_io import UPLOAD_TYPES
+from ui.common import INPUT_KEY, CurrentInput, class_probabilities, decode_image, friendly_image_error, get_bundle
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
+DEFAULT_SAMPLE = "cat.jpg"
+# MIME types as well as extensions: the browser filters the file dialog either way, and with a MIME type in the
+# list Streamlit leaves server-side checking to us. With extensions only, a mis-named file that slips past the
+# browser (drag and drop, scripts) makes Streamlit raise before the script runs: an opaque error page instead of
+# read_image's message.
+UPLOAD_FILTER = [f"image/{kind}" for kind in ("jpeg", "png", "webp", "bmp", "gif", "tiff")] + UPLOAD_TYPES
+
+
+def sample_names() -> list[str]:
+    names = sorted(p.name for p in SAMPLES_DIR.glob("*.jpg"))
+    return sorted(names, key=lambda n: n != DEFAULT_SAMPLE)  # the default first
+
+
+@st.cache_data(show_spinner=False)
+def _sample_bytes(name: str) -> bytes:
+    return (SAMPLES_DIR / name).read_bytes()
+
+
+def _pretty(name: str) -> str:
+    return Path(name).stem.replace("_", " ")
+
+
+def _choose_image() -> tuple[bytes, str]:
+    """The bytes of the chosen image: camera photo, else upload, else the sample (always something)."""
+    st.subheader("Image")
+    samples = sample_names()
+    sample = st.pills("Sample photos", samples, default=samples[0], required=True, format_func=_pretty,
+                      key="sample", help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
+    upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload",
+                              help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB. Used instead of the sample.")
+    photo = None
+    if st.toggle("Use the camera", key="use_camera"):
+        photo = st.camera_input("Take a photo", key="camera")
+    for widget_value, source in ((photo, "camera"), (upload, "upload")):
+        if widget_value is not None:
+            data = widget_value.getvalue()
+            try:
+                decode_image(data)
+                return data, f"{source}: {widget_value.name}"
+            except ImageError as err:
+                friendly_image_error(err)
+                st.caption(f"Showing the sample *{_pretty(sample)}* meanwhile.")
+    return _sample_bytes(sample), f"sample: {sample}"
+
+
+def _choose_model():
+    infos = {info.name: info for info in list_models()}
+    names = list(infos)
+
+    def label(name: str) -> str:
+        info = infos[name]
+        return info.title if info.available else f"{info.title} — not available"
+
+    name = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL), format_func=label, key="model",
+                        help="EfficientNet-Lite models ship with the app and work offline; torchvision models "
+                             "download their ImageNet weights on first use.")
+    info = infos[name]
+    if not info.available:
+        st.warning(f"{info.title} is not available: {info.why_unavailable}.", icon=":material/cloud_off:")
+        if info.source == "torchvision" and st.button("Try to download its weights now", key="download_model"):
+            return get_bundle(name)  # falls back to the default model with a notice if the download fails
+        st.caption(f"Showing **{infos[DEFAULT_MODEL].title}** instead.")
+        return get_bundle(DEFAULT_MODEL)
+    return get_bundle(name)
+
+
+def _choose_class(bundle, image_id: str, probabilities) -> int:
+    """Top-5 chart plus a searchable select of every class; resets to the top-1 when image or model change."""
+    top1 = int(probabilities.argmax())
+    if st.session_state.get("target_for") != (image_id, bundle.name):
+        st.session_state["target_for"] = (image_id, bundle.name)
+        st.session_state["target"] = top1
+    order = probabilities.argsort()[::-1][:5]
+    st.subheader("Class")
+    st.plotly_chart(top_classes_figure([bundle.category(int(i)) for i in order], probabilities[order]),
+                    config={"displayModeBar": False}, key="top5_chart")
+
+    def label(index: int) -> str:
+        return f"{bundle.category(index)} ({probabilities[index]:.1%})"
+
+    return int(st.selectbox("Explain the class", range(bundle.num_classes), format_func=label, key="target",
+                            help="Type to search all classes. The default is the model's top prediction."))
+
+
+def render_shared_sidebar() -> CurrentInput:
+    """Draw the shared sidebar and store the choice in `st.session_state[INPUT_KEY]`."""
+    with st.sidebar:
+        data, source = _choose_image()
+        image, image_id = decode_image(data)  # the fallback sample always decodes
+        st.subheader("Model")
+        bundle = _choose_model()
+        x = bundle.preprocess(image)
+        probabilities = class_probabilities(bundle, image_id, x)
+        target = _choose_class(bundle, image_id, probabilities)
+    chosen = CurrentInput(bundle=bundle, image=image, image_id=image_id, x=x, target=target,
+                          target_name=bundle.category(target), source=source, probabilities=probabilities)
+    st.session_state[INPUT_KEY] = chosen
+    return chosen
