@@ -1,0 +1,109 @@
+"""The Explore page's method settings in the sidebar, and how they turn into `explain(...)` options.
+
+Every widget has a key and `persist_state="session"`, so settings survive a visit to another page.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+DEFAULT_METHODS = ("grad_cam", "integrated_gradients")  # cheap enough for the first view on 2 CPU cores
+STEP_CHOICES = [4, 8, 16, 32, 64, 128, 256, 512]
+DEFAULT_STEPS = 32
+# The contract's names, for when explainers.baselines / explainers.quadrature are not importable.
+CONTRACT_BASELINES = ["black", "white", "mean", "uniform", "gaussian", "blur"]
+CONTRACT_RULES = ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gauss_legendre"]
+SMOOTH_KINDS = {"off": "Off", "smoothgrad": "SmoothGrad", "smoothgrad_sq": "SmoothGrad²", "vargrad": "VarGrad"}
+# Which of the page's settings each method takes, per the contract (plus whatever its MethodInfo declares).
+PATH_OPTIONS = {"integrated_gradients": ("steps", "rule", "baseline"), "deeplift": ("baseline",)}
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    methods: list[str]
+    baseline: str = "black"
+    steps: int = DEFAULT_STEPS
+    rule: str = "riemann_trapezoid"
+    smooth: dict | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # method id -> why it is not offered
+
+    def options_for(self, info) -> dict:
+        """The `explain` options for one method: only what it takes, so unrelated changes reuse its cache."""
+        wanted = set(PATH_OPTIONS.get(info.id, ())) | (set(info.options) & {"steps", "rule", "baseline"})
+        values = {"steps": self.steps, "rule": self.rule, "baseline": self.baseline}
+        options = {name: values[name] for name in sorted(wanted)}
+        if self.smooth and info.smoothable:
+            options["smooth"] = dict(self.smooth)
+            options["seed"] = 0  # reproducible noise: the same settings give the same (cached) map
+        return options
+
+
+def baseline_names() -> list[str]:
+    try:
+        from explainers.baselines import BASELINES
+        return list(BASELINES)
+    except ImportError:
+        return list(CONTRACT_BASELINES)
+
+
+def rule_names() -> list[str]:
+    try:
+        from explainers.quadrature import RULES
+        return list(RULES)
+    except ImportError:
+        return list(CONTRACT_RULES)
+
+
+def _pretty(name: str) -> str:
+    return name.replace("_", " ").replace("riemann", "Riemann").replace("gauss legendre", "Gauss–Legendre")
+
+
+def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
+    """Sidebar settings; `choose_methods=False` leaves out the method picker (pages that pick one themselves)."""
+    from explainers import list_methods
+
+    infos = {info.id: info for info in list_methods()}
+    skipped = {mid: why for mid, info in infos.items() if (why := info.applicable(bundle))}
+    offered = [mid for mid in infos if mid not in skipped]
+    defaults = [m for m in DEFAULT_METHODS if m in offered] or offered[:2]
+    st.session_state.setdefault("methods", defaults)
+    # Keep the choice valid when the model changes (e.g. CAM on VGG): drop what no longer applies.
+    st.session_state["methods"] = [m for m in st.session_state["methods"] if m in offered]
+    with st.sidebar:
+        st.subheader("Methods" if choose_methods else "Method settings")
+        methods = st.session_state["methods"]
+        if choose_methods:
+            methods = st.multiselect("Attribution methods", offered, format_func=lambda m: infos[m].title, key="methods",
+                                     persist_state="session",
+                                     help="Each one becomes a tile. Results are cached: switching back is instant.")
+        if skipped and choose_methods:
+            st.caption("Not available for this model: " + "; ".join(
+                f"**{infos[m].title}** ({why})" for m, why in skipped.items()))
+        ig = infos.get("integrated_gradients")
+        defaults_ig = ig.options if ig else {}
+        with st.expander("Integrated Gradients / DeepLIFT", expanded=True):
+            baselines = baseline_names()
+            default_baseline = defaults_ig.get("baseline", "black")
+            baseline = st.selectbox("Baseline x′", baselines, format_func=_pretty, key="ig_baseline",
+                                    index=baselines.index(default_baseline) if default_baseline in baselines else 0,
+                                    persist_state="session",
+                                    help="The reference input whose logit the attributions are measured against.")
+            steps = st.select_slider("Steps", STEP_CHOICES, value=DEFAULT_STEPS, key="ig_steps", persist_state="session",
+                                     help="Gradient evaluations along the path; more steps, smaller completeness error.")
+            rules = rule_names()
+            default_rule = defaults_ig.get("rule", "riemann_trapezoid")
+            rule = st.selectbox("Quadrature rule", rules, format_func=_pretty, key="ig_rule", persist_state="session",
+                                index=rules.index(default_rule) if default_rule in rules else 0,
+                                help="How the path integral is approximated from the gradient samples.")
+        with st.expander("SmoothGrad (gradient and path methods)"):
+            kind = st.radio("Noise averaging", list(SMOOTH_KINDS), format_func=SMOOTH_KINDS.get, key="smooth_kind",
+                            persist_state="session", horizontal=True,
+                            help="Average the map over noisy copies of the input (Smilkov et al., 2017).")
+            samples = st.slider("Samples", 4, 64, 16, 4, key="smooth_samples", persist_state="session",
+                                disabled=kind == "off")
+            sigma = st.slider("Noise σ (fraction of the input range)", 0.05, 0.5, 0.15, 0.05, key="smooth_sigma",
+                              persist_state="session", disabled=kind == "off")
+    smooth = None if kind == "off" else {"kind": kind, "samples": int(samples), "sigma": float(sigma)}
+    return MethodSettings(methods=list(methods), baseline=baseline, steps=int(steps), rule=rule, smooth=smooth,
+                          skipped=skipped)

@@ -1,0 +1,72 @@
+"""The Integrated Gradients convergence section: along α, error against steps, and the α scrubber."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from explainers.figures import gradient_map_figure, ig_convergence_figure, interpolate, nearest_node, steps_error_figure
+
+CAPTION_ALONG_ALPHA = ("Look where the two top curves meet at α = 1: the dashed running attribution should land on "
+                       "the star F(x) − F(x′). A gap is the completeness error. Below, where the probability is "
+                       "already flat and the mean |gradient| has collapsed, the model is saturated: the attribution "
+                       "comes from the early part of the path.")
+CAPTION_STEPS = ("Each point re-uses the same gradients on a coarser nested grid. The error should fall steadily "
+                 "as steps grow (faster for Gauss–Legendre and the trapezoid than for left/right Riemann); a "
+                 "plateau means more steps will not help.")
+CAPTION_SCRUBBER = ("Slide α from the baseline (0) to the photo (1). Watch where the gradient is large: often "
+                    "early on the path, at images the model barely recognises, and near zero once it is sure.")
+
+
+def convergence_section(exp, bundle, x: torch.Tensor, *, steps: int, rule: str, baseline: str) -> None:
+    """Plots of one IG explanation's trace; says what is missing instead of failing when the trace is partial."""
+    trace = getattr(exp, "trace", None)
+    st.subheader("Integrated Gradients: did the integral converge?")
+    if trace is None:
+        st.info("This Integrated Gradients result carries no trace to plot.")
+        return
+    st.caption(f"Baseline **{baseline}**, rule **{rule.replace('_', ' ')}**, {steps} steps.")
+    along, by_steps = st.columns([3, 2], gap="medium")
+    with along:
+        st.plotly_chart(ig_convergence_figure(trace), key="ig_along_alpha", config={"displaylogo": False})
+        st.caption(CAPTION_ALONG_ALPHA)
+    with by_steps:
+        if trace.steps_error:
+            st.plotly_chart(steps_error_figure(trace.steps_error, chosen=steps), key="ig_steps_error",
+                            config={"displaylogo": False})
+            st.caption(CAPTION_STEPS)
+        else:
+            st.info("No nested coarser grids for this rule and step count, so no error-against-steps curve.")
+    _alpha_scrubber(exp, trace, bundle, x)
+
+
+def _alpha_scrubber(exp, trace, bundle, x: torch.Tensor) -> None:
+    st.markdown("**Walk the path: γ(α) = x′ + α (x − x′)**")
+    baseline = exp.extras.get("baseline") if exp.extras else None
+    has_maps = trace.grad_maps is not None and len(trace.grad_maps) > 0
+    map_alphas = np.asarray(trace.grad_map_alphas if getattr(trace, "grad_map_alphas", None) is not None
+                            else trace.alphas, dtype=float)
+    if baseline is None and not has_maps:
+        st.info("This result has neither its baseline nor gradient maps, so the path cannot be shown.")
+        return
+    choices = [round(float(a), 4) for a in (map_alphas if has_maps else np.linspace(0, 1, 11))]
+    alpha = st.select_slider("α", choices, value=choices[len(choices) // 2], key="ig_alpha",
+                             format_func=lambda a: f"{a:.3f}")
+    node = nearest_node(trace.alphas, alpha)
+    image_col, grad_col, numbers_col = st.columns([2, 2, 1], gap="medium")
+    if baseline is not None:
+        x_np = x.detach().cpu().numpy()[0]
+        path_point = torch.from_numpy(interpolate(np.asarray(baseline, dtype=np.float32), x_np, alpha))
+        image_col.image(bundle.to_image(path_point), caption=f"γ({alpha:.3f})", width="stretch")
+    else:
+        image_col.info("No baseline in this result to draw γ(α).")
+    if has_maps:
+        index = nearest_node(map_alphas, alpha)
+        grad_col.plotly_chart(gradient_map_figure(trace.grad_maps[index], title=f"∇F at α = {map_alphas[index]:.3f}"),
+                              key="ig_grad_map", config={"displayModeBar": False})
+    else:
+        grad_col.info("This result kept no gradient maps.")
+    numbers_col.metric("target logit F(γ(α))", f"{float(trace.logits[node]):.2f}")
+    numbers_col.metric("probability", f"{float(trace.probabilities[node]):.1%}")
+    numbers_col.metric("mean |∇F|", f"{float(trace.grad_mean_abs[node]):.2e}")
+    st.caption(CAPTION_SCRUBBER)

@@ -1,0 +1,120 @@
+"""Display settings (opacity, colour map, sign, clipping) and the tiles that show one explanation each.
+
+Nothing here recomputes an explanation: tiles are drawn from cached `Explanation`s, so moving the opacity
+slider only re-blends arrays.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+SIGNED, ABSOLUTE = "signed", "absolute"
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    alpha: float = 0.5
+    cmap: str = "jet"
+    mode: str = ABSOLUTE      # "signed": diverging map around 0; "absolute": magnitude only
+    clip_percentile: float = 2.0
+
+
+def colormaps() -> list[str]:
+    try:
+        from explainers.render import list_colormaps
+        return list(list_colormaps())
+    except ImportError:
+        return ["jet", "viridis", "inferno", "magma", "turbo", "RdBu_r", "bwr", "seismic"]
+
+
+def display_controls(prefix: str = "display") -> DisplaySettings:
+    """Overlay opacity, colour map, signed/absolute and clipping, in the sidebar; they persist across pages."""
+    maps = colormaps()
+    with st.sidebar:
+        st.subheader("Display")
+        alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_alpha", persist_state="session",
+                          help="0 shows the photo only, 1 the heatmap only. Changing it recomputes nothing.")
+        cmap = st.selectbox("Colour map", maps, index=maps.index("jet") if "jet" in maps else 0,
+                            key=f"{prefix}_cmap", persist_state="session",
+                            help="For signed maps a diverging map (e.g. RdBu_r, bwr) keeps 0 in the middle.")
+        mode = st.radio("Values", [ABSOLUTE, SIGNED], horizontal=True, key=f"{prefix}_mode", persist_state="session",
+                        help="Absolute: how much each pixel matters. Signed: positive evidence for the class vs "
+                             "negative (CAM-family maps are ≥ 0 after their ReLU, so the two look alike).")
+        clip = st.slider("Clip the top/bottom percentile", 0.0, 10.0, 2.0, 0.5, key=f"{prefix}_clip",
+                         persist_state="session",
+                         help="Gradient maps have a few extreme pixels; clipping them keeps the rest visible.")
+    return DisplaySettings(alpha=alpha, cmap=cmap, mode=mode, clip_percentile=clip)
+
+
+def overlay_image(image_hw3: np.ndarray, heatmap_hw: np.ndarray, settings: DisplaySettings) -> np.ndarray:
+    """uint8 (H, W, 3) blend of the heatmap onto the image, as the settings say."""
+    signed = settings.mode == SIGNED
+    heatmap = np.asarray(heatmap_hw, dtype=np.float32)
+    if not signed:
+        heatmap = np.abs(heatmap)
+    try:
+        from explainers.render import overlay
+    except ImportError:  # TEMPORARY until explainers/render.py lands
+        import matplotlib
+        h = np.clip((heatmap - heatmap.min()) / (np.ptp(heatmap) or 1), 0, 1)
+        colored = matplotlib.colormaps[settings.cmap](h)[..., :3]
+        return ((1 - settings.alpha) * image_hw3 + settings.alpha * colored).clip(0, 1).__mul__(255).astype(np.uint8)
+    return overlay(image_hw3, heatmap, signed=signed, cmap=settings.cmap, alpha=settings.alpha,
+                   clip_percentile=settings.clip_percentile)
+
+
+def png_bytes(array_hw3: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array_hw3, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def method_card_markdown(method: str) -> str | None:
+    """The method's card from explainers.cards, when that module and the card exist."""
+    try:
+        from explainers.cards import card_markdown
+        return card_markdown(method)
+    except (ImportError, KeyError):
+        return None
+
+
+def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, title: str, file_stem: str,
+                     key: str) -> None:
+    """One explanation: overlay, title, time, completeness error for path methods, downloads and the card."""
+    blended = overlay_image(image_hw3, exp.heatmap, settings)
+    st.image(blended, caption=title, width="stretch")
+    facts = [f"{exp.seconds:.2f} s"]
+    if exp.delta is not None:
+        relative = _relative_delta(exp)
+        facts.append(f"completeness error {exp.delta:+.3g}" + (f" ({relative:.1%} of ΔF)" if relative is not None else ""))
+    st.caption(" · ".join(facts))
+    left, right, info = st.columns([1, 1, 1], gap="small")
+    left.download_button("PNG", png_bytes(blended), file_name=f"{file_stem}.png", mime="image/png",
+                         key=f"{key}_png", on_click="ignore", icon=":material/download:",
+                         help="The overlay as shown")
+    right.download_button("NPY", npy_bytes(exp.attribution), file_name=f"{file_stem}.npy",
+                          mime="application/octet-stream", key=f"{key}_npy", on_click="ignore",
+                          icon=":material/download:",
+                          help=f"The raw attribution, shape {tuple(exp.attribution.shape)} (numpy.load)")
+    card = method_card_markdown(exp.method)
+    if card:
+        with info.popover("About", icon=":material/info:"):
+            st.markdown(card)
+
+
+def _relative_delta(exp) -> float | None:
+    trace = getattr(exp, "trace", None)
+    if trace is not None and trace.endpoint_logits is not None:
+        change = trace.endpoint_logits[1] - trace.endpoint_logits[0]
+        return abs(exp.delta) / abs(change) if change else None
+    return None
