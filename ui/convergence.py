@@ -49,7 +49,7 @@ def _alpha_scrubber(exp, trace, bundle, x: torch.Tensor) -> None:
     if baseline is None and not has_maps:
         st.info("This result has neither its baseline nor gradient maps, so the path cannot be shown.")
         return
-    choices = [round(float(a), 4) for a in (map_alphas if has_maps else np.linspace(0, 1, 11))]
+    choices = [round(float(a), 3) for a in (map_alphas if has_maps else np.linspace(0, 1, 11))]
     alpha = st.select_slider("α", choices, value=choices[len(choices) // 2], key="ig_alpha",
                              format_func=lambda a: f"{a:.3f}")
     node = nearest_node(trace.alphas, alpha)

@@ -93,22 +93,21 @@ def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, t
     """One explanation: overlay, title, time, completeness error for path methods, downloads and the card."""
     blended = overlay_image(image_hw3, exp.heatmap, settings)
     st.image(blended, caption=title, width="stretch")
-    facts = [f"{exp.seconds:.2f} s"]
+    facts = [f"computed in {exp.seconds:.2f} s"]
     if exp.delta is not None:
         relative = _relative_delta(exp)
         facts.append(f"completeness error {exp.delta:+.3g}" + (f" ({relative:.1%} of ΔF)" if relative is not None else ""))
     st.caption(" · ".join(facts))
-    left, right, info = st.columns([1, 1, 1], gap="small")
-    left.download_button("PNG", png_bytes(blended), file_name=f"{file_stem}.png", mime="image/png",
-                         key=f"{key}_png", on_click="ignore", icon=":material/download:",
-                         help="The overlay as shown")
-    right.download_button("NPY", npy_bytes(exp.attribution), file_name=f"{file_stem}.npy",
-                          mime="application/octet-stream", key=f"{key}_npy", on_click="ignore",
-                          icon=":material/download:",
-                          help=f"The raw attribution, shape {tuple(exp.attribution.shape)} (numpy.load)")
+    row = st.container(horizontal=True, gap="small")  # natural widths, wraps in narrow tiles
+    row.download_button("PNG", png_bytes(blended), file_name=f"{file_stem}.png", mime="image/png",
+                        key=f"{key}_png", on_click="ignore", icon=":material/download:", help="The overlay as shown")
+    row.download_button("NPY", npy_bytes(exp.attribution), file_name=f"{file_stem}.npy",
+                        mime="application/octet-stream", key=f"{key}_npy", on_click="ignore",
+                        icon=":material/download:",
+                        help=f"The raw attribution, shape {tuple(exp.attribution.shape)} (numpy.load)")
     card = method_card_markdown(exp.method)
     if card:
-        with info.popover("About", icon=":material/info:"):
+        with row.popover("About", icon=":material/info:"):
             st.markdown(card)
 
 

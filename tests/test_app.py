@@ -1,0 +1,242 @@
+"""The Streamlit app through `streamlit.testing.v1.AppTest`: pages, widgets, uploads, caching, failure messages.
+
+The real EfficientNet-Lite0 runs the default view, uploads and the class comparison; the loops over every
+method, baseline and rule swap in a tiny CNN (patched model loader) because they test wiring, not the model.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+import ui.common
+from conftest import ROOT, sample_bytes
+from models import list_models, wrap
+
+TIMEOUT = 180  # first run imports torch and loads the model; 2 busy CPU cores
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def ok(at: AppTest) -> AppTest:
+    """Assert the run raised nothing and showed no error box; return the app for chaining."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for image in at.image for c in image.captions]
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    return {chart.proto.id.split("-", 2)[-1] for chart in at.get("plotly_chart")}
+
+
+def chart_spec(at: AppTest, key: str) -> dict:
+    return next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if c.proto.id.endswith("-" + key))
+
+
+def png_of(jpeg: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class TinyCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(16, 1000)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """Every model name loads a tiny random CNN (64 px), so per-widget loops stay fast."""
+    torch.manual_seed(0)
+    model = TinyCNN()
+    bundle = wrap(model, target_layer=model.features, classifier=model.fc, input_size=(64, 64), name="tiny-cnn")
+    monkeypatch.setattr(ui.common, "_load_cached", lambda name: bundle)
+    return bundle
+
+
+@pytest.fixture
+def explain_calls(monkeypatch):
+    """Count calls of explainers.explain made by the app."""
+    import explainers
+
+    calls = []
+    real = explainers.explain
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("method"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explainers, "explain", counting)
+    ui.common.explanation_store.clear()  # results of earlier tests would hide the first computation
+    return calls
+
+
+def test_default_view_shows_tiles_and_ig_convergence():
+    at = ok(new_app().run())
+    assert at.selectbox(key="model").value == "efficientnet_lite0"
+    assert "cat" in at.selectbox(key="target").format_func(at.selectbox(key="target").value)
+    assert set(at.multiselect(key="methods").value) == {"grad_cam", "integrated_gradients"}
+    assert {"Input as the model sees it", "Grad-CAM", "Integrated Gradients"} <= set(captions(at))
+    assert {"top5_chart", "ig_along_alpha", "ig_steps_error", "ig_grad_map"} <= chart_keys(at)
+    spec = chart_spec(at, "ig_along_alpha")
+    names = [trace.get("name", "") for trace in spec["data"]]
+    assert any("cumulative" in n for n in names) and any("probability" in n for n in names)
+    # The α scrubber moves the gradient map to another node.
+    before = chart_spec(at, "ig_grad_map")["layout"]["title"]["text"]
+    slider = at.select_slider(key="ig_alpha")
+    ok(slider.set_value(float(slider.options[0])).run())
+    assert chart_spec(at, "ig_grad_map")["layout"]["title"]["text"] != before
+    assert any("completeness error" in c.value for c in at.caption)
+    assert len(at.get("download_button")) == 4  # PNG + NPY per tile
+
+
+def test_every_method_renders_a_tile(tiny_model):
+    from explainers import list_methods
+
+    at = ok(new_app().run())
+    for info in list_methods():
+        ok(at.multiselect(key="methods").set_value([info.id]).run())
+        assert info.title in captions(at), (info.id, captions(at))
+        assert len(at.get("download_button")) == 2, info.id
+
+
+def test_inapplicable_methods_are_not_offered_and_say_why(monkeypatch):
+    model = TinyCNN()
+    headless = wrap(model, target_layer=model.features, classifier=None, input_size=(64, 64), name="tiny-no-head")
+    monkeypatch.setattr(ui.common, "_load_cached", lambda name: headless)
+    at = ok(new_app().run())
+    offered = at.multiselect(key="methods").options  # shown by title
+    assert "CAM" not in offered and "Grad-CAM" in offered
+    assert any("Not available for this model" in c.value and "CAM" in c.value for c in at.sidebar.caption)
+
+
+def test_baselines_and_rules_update_the_convergence_section(tiny_model):
+    at = new_app().run()
+    ok(at.multiselect(key="methods").set_value(["integrated_gradients"]).run())
+    ok(at.select_slider(key="ig_steps").set_value(8).run())
+    seen_errors = set()
+    for name in at.selectbox(key="ig_baseline").options:
+        ok(at.selectbox(key="ig_baseline").set_value(name).run())
+        assert any(f"Baseline **{name}**" in c.value for c in at.caption), name
+        seen_errors.add(next(c.value for c in at.caption if "completeness error" in c.value))
+    for rule in at.selectbox(key="ig_rule").options:
+        ok(at.selectbox(key="ig_rule").set_value(rule).run())
+        assert any(f"rule **{rule.replace('_', ' ')}**" in c.value for c in at.caption), rule
+        assert "ig_along_alpha" in chart_keys(at)
+    assert len(seen_errors) > 1  # different baselines give different results, not a stale cache
+
+
+def test_bundled_models_can_be_chosen():
+    at = new_app().run()
+    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    for info in list_models():
+        if info.source != "bundled":
+            continue
+        ok(at.selectbox(key="model").set_value(info.name).run())
+        side = info.input_size[0]
+        assert any(f"{side}×{side} px" in c.value for c in at.caption), info.name
+        assert "cat" in at.selectbox(key="target").format_func(at.selectbox(key="target").value), info.name
+
+
+def test_unavailable_model_falls_back_with_a_notice():
+    missing = [info for info in list_models() if not info.available]
+    if not missing:
+        pytest.fail("every model is available here; this test needs one that is not (no torchvision weights)")
+    at = new_app().run()
+    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    ok(at.selectbox(key="model").set_value(missing[0].name).run())
+    assert any("not available" in w.value for w in at.warning)
+    assert "Grad-CAM" in captions(at)  # still explains, with the default model
+
+
+def test_uploaded_png_shows_its_predictions():
+    at = new_app().run()
+    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    assert "cat" in at.selectbox(key="target").format_func(at.selectbox(key="target").value)
+    ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
+    target = at.selectbox(key="target")
+    assert any(word in target.format_func(target.value) for word in ("espresso", "cup", "coffee")), target.value
+    top5 = chart_spec(at, "top5_chart")["data"][0]["hovertext"]
+    assert any("espresso" in name or "cup" in name for name in top5)
+    assert any("upload: coffee.png" in m.value for m in at.markdown)
+
+
+def test_text_file_upload_shows_an_error_and_the_app_recovers():
+    at = new_app().run()
+    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    at.file_uploader(key="upload").set_value(("notes.txt", b"not an image at all\n", "text/plain")).run()
+    assert not at.exception
+    assert any("not an image" in e.value for e in at.error)
+    assert "Grad-CAM" in captions(at)  # the sample is still explained meanwhile
+    ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
+    assert any("upload: coffee.png" in m.value for m in at.markdown)
+
+
+def test_display_changes_recompute_nothing(tiny_model, explain_calls):
+    at = ok(new_app().run())
+    computed = len(explain_calls)
+    assert computed >= 1
+    ok(at.slider(key="display_alpha").set_value(0.9).run())
+    ok(at.selectbox(key="display_cmap").set_value(at.selectbox(key="display_cmap").options[-1]).run())
+    ok(at.radio(key="display_mode").set_value("signed").run())
+    ok(at.slider(key="display_clip").set_value(5.0).run())
+    assert len(explain_calls) == computed
+    ok(at.selectbox(key="target").set_value(1).run())  # a new class is new work
+    assert len(explain_calls) > computed
+
+
+def test_compare_page_grad_cam_moves_with_the_class_guided_backprop_does_not():
+    at = new_app().run()
+    ok(at.pills(key="sample").set_value("cat_and_espresso.jpg").run())
+    at.switch_page("ui/page_compare.py")
+    ok(at.run())
+    cat, espresso = 281, 967  # tabby vs espresso: the two halves of the composite
+    ok(at.selectbox(key="compare_a").set_value(cat).run())
+    ok(at.selectbox(key="compare_b").set_value(espresso).run())
+    correlation = {}
+    for method in ("grad_cam", "guided_backprop"):
+        ok(at.selectbox(key="compare_method").set_value(method).run())
+        assert len([c for c in captions(at) if " for " in c]) == 2
+        correlation[method] = float(at.metric[0].value)
+    assert correlation["guided_backprop"] > correlation["grad_cam"] + 0.2, correlation
+
+
+@pytest.mark.parametrize("page", ["ui/page_axioms.py", "ui/page_trust.py", "ui/page_methods.py"])
+def test_other_pages_are_registered_and_run(page, tiny_model):
+    at = new_app().run()
+    at.switch_page(page)
+    assert not at.run().exception
+
+
+def test_streamlit_config_sets_the_required_options_and_only_real_ones():
+    import tomllib
+
+    from streamlit import config
+
+    options = config.get_config_options(force_reparse=True)
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    flat = {f"{section}.{name}": value for section, values in settings.items() for name, value in values.items()}
+    unknown = [key for key in flat if key not in options]
+    assert not unknown, f"not Streamlit {__import__('streamlit').__version__} options: {unknown}"
+    required = {"server.headless": True, "browser.gatherUsageStats": False, "server.fileWatcherType": "none",
+                "server.maxUploadSize": 20, "client.showErrorDetails": "none", "server.enableXsrfProtection": True}
+    assert {key: flat.get(key) for key in required} == required
+    from models.image_io import MAX_UPLOAD_BYTES
+    assert flat["server.maxUploadSize"] * 2**20 == MAX_UPLOAD_BYTES  # the server and read_image agree
