@@ -88,6 +88,17 @@ def decode_image(data: bytes) -> tuple[Image.Image, str]:
     return _decode_cached(image_id, data), image_id
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _preprocess_cached(image_id: str, model_name: str, device: str, _image: Image.Image, _bundle: ModelBundle):
+    # A 12-megapixel phone photo takes a noticeable moment to resize; every rerun (an opacity change) reuses it.
+    return _bundle.preprocess(_image)
+
+
+def model_input(bundle: ModelBundle, image: Image.Image, image_id: str) -> torch.Tensor:
+    """`bundle.preprocess(image)`, cached by (image, model). Callers must not modify it in place."""
+    return _preprocess_cached(image_id, bundle.name, str(bundle.device), image, bundle)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _probabilities_cached(image_id: str, model_name: str, _x: torch.Tensor, _bundle: ModelBundle) -> np.ndarray:
     with torch.no_grad():

@@ -12,7 +12,8 @@ import streamlit as st
 from explainers.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import UPLOAD_TYPES
-from ui.common import INPUT_KEY, CurrentInput, class_probabilities, decode_image, friendly_image_error, get_bundle
+from ui.common import (INPUT_KEY, CurrentInput, class_probabilities, decode_image, friendly_image_error, get_bundle,
+                       model_input)
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -106,7 +107,7 @@ def render_shared_sidebar() -> CurrentInput:
         image, image_id = decode_image(data)  # the fallback sample always decodes
         st.subheader("Model")
         bundle = _choose_model()
-        x = bundle.preprocess(image)
+        x = model_input(bundle, image, image_id)
         probabilities = class_probabilities(bundle, image_id, x)
         target = _choose_class(bundle, image_id, probabilities)
     chosen = CurrentInput(bundle=bundle, image=image, image_id=image_id, x=x, target=target,
