@@ -1,0 +1,225 @@
+"""Load on the real server: N concurrent browser sessions, then many uploads in a row; time-to-heatmap and RSS.
+
+    python bench/load.py [--sessions 8] [--uploads 100] [--timeout 900] [--browser /usr/bin/chromium]
+
+Starts `streamlit run app.py` on 127.0.0.1 (a free port; nothing leaves the machine) and drives headless
+Chromium pages with Playwright, as users would: each session opens the app (the sample's heatmaps), then
+uploads its own photo (a distinct image, so no session is served from another's cache) and waits until every
+tile of that photo is drawn. It reports p50/p95 time-to-heatmap and the server's peak RSS. Then one session
+uploads `--uploads` distinct photos in a row and the server's RSS is read after each: the process-wide caches
+are bounded (explanations, decoded images), so RSS must level off once they are full; the pass criterion is
+growth ≤ 10 % from upload `--warm` (caches full) to the last. Without Chromium it says so and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "assets" / "samples" / "cat.jpg"
+
+# True once the page shows `source` (the sidebar's "upload: NAME" or "sample: NAME") and the run is over: no
+# element left from the previous run (Streamlit marks those data-stale until it redraws or drops them), no
+# progress bar, and at least one heatmap tile besides the input.
+DONE_JS = """(source) => {
+  const fresh = el => !el.closest('[data-stale="true"]');
+  const main = document.querySelector('[data-testid="stMain"]') || document.body;
+  const shown = [...main.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+      .some(e => fresh(e) && e.innerText.includes(source));
+  const stale = main.querySelectorAll('[data-stale="true"]').length;
+  const busy = main.querySelectorAll('[data-testid="stProgress"], [data-testid="stSpinner"]').length;
+  const tiles = [...main.querySelectorAll('[data-testid="stImageCaption"]')].filter(fresh).length;
+  return shown && stale === 0 && busy === 0 && tiles >= 2;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    """`streamlit run app.py` on loopback, with a thread sampling its RSS."""
+
+    def __init__(self, startup_timeout: float = 90):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.peak = 0
+        self._stop = threading.Event()
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit("the server exited:\n" + self.proc.stderr.read().decode()[-3000:])
+            try:
+                with urllib.request.urlopen(self.url + "_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("the server did not become healthy in time")
+            time.sleep(0.3)
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_bytes(self.proc.pid))
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def rss(self) -> int:
+        return rss_bytes(self.proc.pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def photo(seed: int) -> bytes:
+    """The cat sample with seeded noise: a different image (and cache key) per seed, same content."""
+    image = np.asarray(Image.open(SAMPLE).convert("RGB"), dtype=np.int16)
+    noise = np.random.default_rng(seed).integers(-6, 7, image.shape, dtype=np.int16)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(image + noise, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+async def wait_done(page, source: str, timeout_s: float) -> None:
+    await page.wait_for_function(DONE_JS, arg=source, timeout=timeout_s * 1000, polling=100)
+
+
+async def upload(page, name: str, data: bytes, timeout_s: float) -> float:
+    """Seconds from handing the file to the uploader until every tile for it is drawn."""
+    start = time.perf_counter()
+    await page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+    await wait_done(page, f"upload: {name}", timeout_s)
+    return time.perf_counter() - start
+
+
+async def one_session(browser, url: str, index: int, timeout_s: float) -> dict:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = await context.new_page()
+        start = time.perf_counter()
+        await page.goto(url)
+        await wait_done(page, "sample: ", timeout_s)
+        opened = time.perf_counter() - start
+        uploaded = await upload(page, f"session{index}.jpg", photo(1000 + index), timeout_s)
+        return {"open": opened, "upload": uploaded}
+    finally:
+        await context.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+async def run(args) -> int:
+    from playwright.async_api import async_playwright
+
+    server = Server()
+    print(f"server {server.url} pid {server.proc.pid}, RSS at start {server.rss() / 2**20:.0f} MiB")
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
+            # Warm-up: the first session pays for importing torch and loading the model; not a user's wait.
+            warm = await one_session(browser, server.url, 0, args.timeout)
+            print(f"warm-up session: open {warm['open']:.1f} s, upload {warm['upload']:.1f} s")
+            start = time.perf_counter()
+            results = await asyncio.wait_for(asyncio.gather(
+                *(one_session(browser, server.url, i, args.timeout) for i in range(1, args.sessions + 1))),
+                timeout=args.timeout)
+            wall = time.perf_counter() - start
+            opens, uploads = [r["open"] for r in results], [r["upload"] for r in results]
+            print(f"\n{args.sessions} concurrent sessions ({wall:.1f} s wall):")
+            print(f"  open → sample heatmaps   p50 {percentile(opens, 50):6.1f} s   p95 {percentile(opens, 95):6.1f} s")
+            print(f"  upload → its heatmaps    p50 {percentile(uploads, 50):6.1f} s   p95 {percentile(uploads, 95):6.1f} s")
+            print(f"  server peak RSS {server.peak / 2**30:.2f} GiB")
+            status = 0
+            if args.uploads:
+                status = await uploads_in_a_row(browser, server, args)
+            await browser.close()
+    finally:
+        server.stop()
+    print(f"server peak RSS overall {server.peak / 2**30:.2f} GiB")
+    return status
+
+
+async def uploads_in_a_row(browser, server: Server, args) -> int:
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(server.url)
+    await wait_done(page, "sample: ", args.timeout)
+    rss, times = [], []
+    deadline = time.monotonic() + args.timeout
+    for i in range(1, args.uploads + 1):
+        times.append(await upload(page, f"row{i}.jpg", photo(5000 + i), args.timeout))
+        rss.append(server.rss())
+        if i in (1, args.warm, args.uploads) or i % 25 == 0:
+            print(f"  upload {i:3d}: {times[-1]:5.1f} s, server RSS {rss[-1] / 2**20:7.0f} MiB", flush=True)
+        if time.monotonic() > deadline:
+            print(f"  stopped after {i} uploads: --timeout reached")
+            break
+    await context.close()
+    n = len(rss)
+    warm = min(args.warm, n)
+    growth_all = rss[-1] / rss[0] - 1
+    growth_warm = rss[-1] / rss[warm - 1] - 1
+    print(f"\n{n} uploads in a row: median {statistics.median(times):.1f} s per upload")
+    print(f"  RSS growth upload 1 → {n}: {growth_all:+.1%} (caches filling)")
+    verdict = "OK" if growth_warm <= 0.10 and n == args.uploads else "FAIL"
+    print(f"  RSS growth upload {warm} → {n}: {growth_warm:+.1%} (criterion ≤ +10 %): {verdict}")
+    return 0 if verdict == "OK" else 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--uploads", type=int, default=100, help="uploads in a row (0: skip)")
+    parser.add_argument("--warm", type=int, default=40, help="upload after which the bounded caches are full")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds, per phase")
+    parser.add_argument("--browser", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+    args = parser.parse_args(argv)
+    if not 1 <= args.sessions <= 32:
+        parser.error("--sessions must be in 1..32 (each is a headless browser page)")
+    if not Path(args.browser).exists():
+        print(f"No Chromium at {args.browser}: install it (make chromium) or pass --browser.", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
