@@ -4,15 +4,18 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import mimetypes
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from models import ImageError, read_image
+from explainers import explain
+from models import ImageError, read_image, wrap
 from models.image_io import MAX_PIXELS, MAX_UPLOAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,3 +105,155 @@ def test_pixel_limit_is_exact():
     side = int(MAX_PIXELS ** 0.5) + 1  # just over the default limit; refused from the header
     with pytest.raises(ImageError, match=f"{side}x{side}"):
         read_image(load_generator().deflate_bomb_png(side))
+
+
+# ---------------------------------------------------------------- the corpus through the app
+
+def upload(at, name: str, data: bytes):
+    mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return at.file_uploader(key="upload").set_value((name, data, mime)).run()
+
+
+def tile_captions(at) -> list[str]:
+    return [c for image in at.image for c in image.captions]
+
+
+@pytest.mark.slow
+def test_corpus_through_the_app_uploader(tiny_bundle, monkeypatch):
+    """One session uploads every corpus file in turn: a message for each bad one, never a traceback.
+
+    The model is a tiny CNN (the upload path is under test, not the model), so 45 reruns stay quick.
+    """
+    import ui.common
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setattr(ui.common, "_load_cached", lambda name: tiny_bundle)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.session_state["methods"] = ["grad_cam"]
+    at.run()
+    assert not at.exception and not at.error and "Grad-CAM" in tile_captions(at)
+    huge = load_generator().huge_jpeg(MAX_UPLOAD_BYTES + 1)
+    cases = [(name, (CORPUS / name).read_bytes(), MANIFEST[name]) for name in sorted(MANIFEST)]
+    cases.append(("huge.jpg", huge, {"expect": "refused", "message": "the limit is 20 MB"}))
+    for name, data, expectation in cases:
+        upload(at, name, data)
+        assert not at.exception, (name, [e.value for e in at.exception])
+        errors = [e.value for e in at.error]
+        if expectation["expect"] == "refused":
+            assert len(errors) == 1 and re.search(expectation["message"], errors[0]), (name, errors)
+            assert "Traceback" not in errors[0]
+            assert any("Showing the sample" in c.value for c in at.sidebar.caption), name
+        else:
+            assert errors == [], (name, errors)
+            assert any(f"upload: {name}" in m.value for m in at.markdown), name
+        assert "Grad-CAM" in tile_captions(at), name  # the page keeps explaining something
+    # Still fully working: a good photo after all the bad ones.
+    upload(at, "coffee.jpg", (ROOT / "assets" / "samples" / "coffee.jpg").read_bytes())
+    assert not at.exception and not at.error and "Grad-CAM" in tile_captions(at)
+    assert any("upload: coffee.jpg" in m.value for m in at.markdown)
+
+
+# ---------------------------------------------------------------- limits
+
+@pytest.mark.parametrize("method, options, phrase", [
+    ("integrated_gradients", {"steps": 0}, "steps"),
+    ("integrated_gradients", {"steps": 1025}, "steps"),
+    ("integrated_gradients", {"steps": 10**9}, "steps"),
+    ("expected_gradients", {"samples": 0}, "samples"),
+    ("expected_gradients", {"samples": 513}, "samples"),
+    ("saliency", {"smooth": {"kind": "smoothgrad", "samples": 0, "sigma": 0.1}}, "samples"),
+    ("saliency", {"smooth": {"kind": "smoothgrad", "samples": 257, "sigma": 0.1}}, "samples"),
+    ("saliency", {"smooth": {"kind": "smoothgrad", "samples": 8, "sigma": -1.0}}, "sigma"),
+])
+def test_work_limits_are_enforced_with_a_clear_message(tiny_bundle, method, options, phrase):
+    x = torch.zeros(1, 3, 32, 32)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=phrase) as info:
+        explain(tiny_bundle, x, 3, method=method, **options)
+    assert time.perf_counter() - start < 1.0  # refused before any work
+    assert_user_message(str(info.value))
+
+
+def test_the_apps_widgets_stay_within_the_limits():
+    from explainers.expected import MAX_SAMPLES as EG_MAX
+    from explainers.smoothing import MAX_SAMPLES as SMOOTH_MAX
+    from ui.controls import STEP_CHOICES
+
+    assert max(STEP_CHOICES) <= 1024 and min(STEP_CHOICES) >= 1
+    source = (ROOT / "ui" / "controls.py").read_text()
+    smooth_max = int(re.search(r'st\.slider\("Samples", \d+, (\d+)', source).group(1))
+    assert smooth_max <= SMOOTH_MAX and EG_MAX == 512
+
+
+@pytest.mark.parametrize("target", [-1, 1000, 10**12])
+def test_class_ids_out_of_range_are_refused(tiny_bundle, target):
+    with pytest.raises(ValueError, match="out of range") as info:
+        explain(tiny_bundle, torch.zeros(1, 3, 32, 32), target, method="grad_cam")
+    assert_user_message(str(info.value))
+
+
+# ---------------------------------------------------------------- degenerate images
+
+class TinyNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                            torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 16, 3, padding=1),
+                                            torch.nn.ReLU())
+        self.fc = torch.nn.Linear(16, 1000)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle():
+    torch.manual_seed(0)
+    net = TinyNet()
+    return wrap(net, target_layer=net.features, classifier=net.fc, input_size=(32, 32), name="tiny")
+
+
+CONSTANT_IMAGES = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 128, 128)}
+
+
+@pytest.mark.parametrize("colour", sorted(CONSTANT_IMAGES))
+def test_constant_images_give_nan_free_maps_for_every_method(tiny_bundle, colour):
+    """A constant photo is a fixed point of several baselines (x = x'): 0/0 must not leak out as NaN."""
+    from explainers import list_methods, normalize_map
+    from explainers.render import overlay
+
+    image = read_image(encode_png(Image.new("RGB", (40, 40), CONSTANT_IMAGES[colour])))
+    x = tiny_bundle.preprocess(image)
+    for info in list_methods():
+        options = {"steps": 8} if info.id == "integrated_gradients" else {"samples": 4} \
+            if info.id == "expected_gradients" else {}
+        baselines = ["black", "white"] if info.id in ("integrated_gradients", "deeplift") else [None]
+        for baseline in baselines:
+            extra = {"baseline": baseline} if baseline else {}
+            exp = explain(tiny_bundle, x, 7, method=info.id, **options, **extra)
+            label = f"{info.id} {extra} on {colour}"
+            assert np.isfinite(exp.attribution).all() and np.isfinite(exp.heatmap).all(), label
+            assert exp.delta is None or np.isfinite(exp.delta), label
+            if exp.trace is not None:
+                assert not any(np.isnan(v) for v in exp.trace.steps_error.values()), label
+                assert np.isfinite(exp.trace.cumulative).all(), label
+            shown = normalize_map(exp.heatmap)
+            assert np.isfinite(shown).all() and shown.min() >= 0 and shown.max() <= 1, label
+            for signed in (False, True):
+                blended = overlay(tiny_bundle.to_image(x), exp.heatmap, signed=signed)
+                assert np.isfinite(np.asarray(blended, dtype=np.float64)).all(), label
+
+
+def test_all_zero_map_normalises_to_zeros():
+    from explainers import normalize_map
+
+    for a in (np.zeros((7, 7)), np.full((3, 5), 2.5), np.array([[np.nan, 1.0], [1.0, np.inf]])):
+        out = normalize_map(a)
+        assert np.isfinite(out).all() and out.shape == np.shape(a)
+    assert (normalize_map(np.zeros((4, 4))) == 0).all()
+
+
+def encode_png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
