@@ -21,8 +21,12 @@ from models import list_models, wrap
 TIMEOUT = 180  # first run imports torch and loads the model; 2 busy CPU cores
 
 
-def new_app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+def new_app(methods: list[str] | None = None) -> AppTest:
+    """The app, not run yet; `methods` preselects the Explore methods (default: the app's own default)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    if methods is not None:
+        at.session_state["methods"] = methods
+    return at
 
 
 def ok(at: AppTest) -> AppTest:
@@ -128,24 +132,25 @@ def test_inapplicable_methods_are_not_offered_and_say_why(monkeypatch):
 
 
 def test_baselines_and_rules_update_the_convergence_section(tiny_model):
-    at = new_app().run()
-    ok(at.multiselect(key="methods").set_value(["integrated_gradients"]).run())
+    at = ok(new_app(methods=["integrated_gradients"]).run())
     ok(at.select_slider(key="ig_steps").set_value(8).run())
     seen_errors = set()
-    for name in at.selectbox(key="ig_baseline").options:
+    from ui.controls import baseline_names, pretty_name, rule_names
+
+    assert len(baseline_names()) >= 6 and len(rule_names()) >= 5
+    for name in baseline_names():
         ok(at.selectbox(key="ig_baseline").set_value(name).run())
-        assert any(f"Baseline **{name}**" in c.value for c in at.caption), name
+        assert any(f"Baseline **{pretty_name(name)}**" in c.value for c in at.caption), name
         seen_errors.add(next(c.value for c in at.caption if "completeness error" in c.value))
-    for rule in at.selectbox(key="ig_rule").options:
+    for rule in rule_names():
         ok(at.selectbox(key="ig_rule").set_value(rule).run())
-        assert any(f"rule **{rule.replace('_', ' ')}**" in c.value for c in at.caption), rule
+        assert any(f"rule **{pretty_name(rule)}**" in c.value for c in at.caption), rule
         assert "ig_along_alpha" in chart_keys(at)
     assert len(seen_errors) > 1  # different baselines give different results, not a stale cache
 
 
 def test_bundled_models_can_be_chosen():
-    at = new_app().run()
-    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    at = ok(new_app(methods=["grad_cam"]).run())
     for info in list_models():
         if info.source != "bundled":
             continue
@@ -159,16 +164,14 @@ def test_unavailable_model_falls_back_with_a_notice():
     missing = [info for info in list_models() if not info.available]
     if not missing:
         pytest.fail("every model is available here; this test needs one that is not (no torchvision weights)")
-    at = new_app().run()
-    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    at = ok(new_app(methods=["grad_cam"]).run())
     ok(at.selectbox(key="model").set_value(missing[0].name).run())
     assert any("not available" in w.value for w in at.warning)
     assert "Grad-CAM" in captions(at)  # still explains, with the default model
 
 
 def test_uploaded_png_shows_its_predictions():
-    at = new_app().run()
-    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    at = ok(new_app(methods=["grad_cam"]).run())
     assert "cat" in at.selectbox(key="target").format_func(at.selectbox(key="target").value)
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
     target = at.selectbox(key="target")
@@ -179,8 +182,7 @@ def test_uploaded_png_shows_its_predictions():
 
 
 def test_text_file_upload_shows_an_error_and_the_app_recovers():
-    at = new_app().run()
-    ok(at.multiselect(key="methods").set_value(["grad_cam"]).run())
+    at = ok(new_app(methods=["grad_cam"]).run())
     at.file_uploader(key="upload").set_value(("notes.txt", b"not an image at all\n", "text/plain")).run()
     assert not at.exception
     assert any("not an image" in e.value for e in at.error)
@@ -197,6 +199,29 @@ def test_camera_photo_replaces_the_sample(tiny_model):
     assert any("camera: shot.jpg" in m.value for m in at.markdown)
 
 
+def test_a_failing_method_shows_a_message_not_a_traceback(tiny_model, monkeypatch):
+    import explainers
+
+    real = explainers.explain
+
+    def flaky(bundle, x, target, method, **options):
+        if method == "saliency":
+            raise RuntimeError("boom")
+        if method == "input_x_gradient":
+            raise ValueError("steps must be positive")
+        return real(bundle, x, target=target, method=method, **options)
+
+    monkeypatch.setattr(explainers, "explain", flaky)
+    ui.common.explanation_store.clear()
+    at = new_app().run()
+    at.multiselect(key="methods").set_value(["saliency", "input_x_gradient", "grad_cam"]).run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "failed unexpectedly (RuntimeError)" in errors and "boom" not in errors  # no internals leak
+    assert "could not run with these settings: steps must be positive" in errors
+    assert "Grad-CAM" in captions(at)  # the other tiles still render
+
+
 def test_display_changes_recompute_nothing(tiny_model, explain_calls):
     at = ok(new_app().run())
     computed = len(explain_calls)
@@ -211,8 +236,9 @@ def test_display_changes_recompute_nothing(tiny_model, explain_calls):
 
 
 def test_compare_page_grad_cam_moves_with_the_class_guided_backprop_does_not():
-    at = new_app().run()
-    ok(at.pills(key="sample").set_value("cat_and_espresso.jpg").run())
+    at = new_app(methods=["grad_cam"])  # keep Explore's work small
+    at.session_state["sample"] = "cat_and_espresso.jpg"
+    ok(at.run())
     at.switch_page("ui/page_compare.py")
     ok(at.run())
     cat, espresso = 281, 967  # tabby vs espresso: the two halves of the composite
@@ -223,14 +249,19 @@ def test_compare_page_grad_cam_moves_with_the_class_guided_backprop_does_not():
         ok(at.selectbox(key="compare_method").set_value(method).run())
         assert len([c for c in captions(at) if " for " in c]) == 2
         correlation[method] = float(at.metric[0].value)
+    print("correlation of the two classes' maps:", correlation)
     assert correlation["guided_backprop"] > correlation["grad_cam"] + 0.2, correlation
 
 
-@pytest.mark.parametrize("page", ["ui/page_axioms.py", "ui/page_trust.py", "ui/page_methods.py"])
-def test_other_pages_are_registered_and_run(page, tiny_model):
-    at = new_app().run()
-    at.switch_page(page)
-    assert not at.run().exception
+def test_all_five_pages_are_registered(tiny_model):
+    at = ok(new_app().run())
+    for page in ("ui/page_explore.py", "ui/page_compare.py", "ui/page_axioms.py", "ui/page_trust.py",
+                 "ui/page_methods.py"):
+        at.switch_page(page)  # raises ValueError for a file st.navigation does not know
+    with pytest.raises(ValueError):
+        at.switch_page("tests/conftest.py")
+    ok(at.switch_page("ui/page_compare.py").run())
+    assert at.header[0].value == "Compare classes"
 
 
 def test_streamlit_config_sets_the_required_options_and_only_real_ones():

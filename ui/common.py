@@ -99,7 +99,7 @@ def model_input(bundle: ModelBundle, image: Image.Image, image_id: str) -> torch
     return _preprocess_cached(image_id, bundle.name, str(bundle.device), image, bundle)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)  # one shared array: figures are cached per object
 def _probabilities_cached(image_id: str, model_name: str, _x: torch.Tensor, _bundle: ModelBundle) -> np.ndarray:
     with torch.no_grad():
         logits = _bundle.model(_x)
@@ -145,6 +145,27 @@ class _LRU:
 def explanation_store() -> _LRU:
     """The process-wide store of computed explanations (shared by all sessions)."""
     return _LRU(EXPLANATION_CACHE_SIZE)
+
+
+@st.cache_resource
+def _figure_store() -> _LRU:
+    return _LRU(64)
+
+
+def cached_figure(owner: Any, name: str, build, *args, **kwargs):
+    """`build(*args, **kwargs)`, once per `owner` object (an Explanation, a probabilities array) and `name`.
+
+    The arguments must be determined by (owner, name). Building a plotly figure (validation, template
+    copies) costs more than the rest of a rerun, and the figures only change when their data does.
+    """
+    key = (id(owner), name)
+    store = _figure_store()
+    hit = store.get(key)
+    if hit is not None and hit[0] is owner:  # `is`: a new object may reuse a freed object's id
+        return hit[1]
+    figure = build(*args, **kwargs)
+    store.put(key, (owner, figure))
+    return figure
 
 
 def options_key(options: dict) -> str:

@@ -55,7 +55,7 @@ def rule_names() -> list[str]:
         return list(CONTRACT_RULES)
 
 
-def _pretty(name: str) -> str:
+def pretty_name(name: str) -> str:
     return name.replace("_", " ").replace("riemann", "Riemann").replace("gauss legendre", "Gauss–Legendre")
 
 
@@ -85,7 +85,7 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
         with st.expander("Integrated Gradients / DeepLIFT", expanded=True):
             baselines = baseline_names()
             default_baseline = defaults_ig.get("baseline", "black")
-            baseline = st.selectbox("Baseline x′", baselines, format_func=_pretty, key="ig_baseline",
+            baseline = st.selectbox("Baseline x′", baselines, format_func=pretty_name, key="ig_baseline",
                                     index=baselines.index(default_baseline) if default_baseline in baselines else 0,
                                     persist_state="session",
                                     help="The reference input whose logit the attributions are measured against.")
@@ -93,7 +93,7 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
                                      help="Gradient evaluations along the path; more steps, smaller completeness error.")
             rules = rule_names()
             default_rule = defaults_ig.get("rule", "riemann_trapezoid")
-            rule = st.selectbox("Quadrature rule", rules, format_func=_pretty, key="ig_rule", persist_state="session",
+            rule = st.selectbox("Quadrature rule", rules, format_func=pretty_name, key="ig_rule", persist_state="session",
                                 index=rules.index(default_rule) if default_rule in rules else 0,
                                 help="How the path integral is approximated from the gradient samples.")
         with st.expander("SmoothGrad (gradient and path methods)"):

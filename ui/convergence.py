@@ -6,6 +6,8 @@ import streamlit as st
 import torch
 
 from explainers.figures import gradient_map_figure, ig_convergence_figure, interpolate, nearest_node, steps_error_figure
+from ui.common import cached_figure
+from ui.controls import pretty_name
 
 CAPTION_ALONG_ALPHA = ("Look where the two top curves meet at α = 1: the dashed running attribution should land on "
                        "the star F(x) − F(x′). A gap is the completeness error. Below, where the probability is "
@@ -25,14 +27,16 @@ def convergence_section(exp, bundle, x: torch.Tensor, *, steps: int, rule: str, 
     if trace is None:
         st.info("This Integrated Gradients result carries no trace to plot.")
         return
-    st.caption(f"Baseline **{baseline}**, rule **{rule.replace('_', ' ')}**, {steps} steps.")
+    st.caption(f"Baseline **{pretty_name(baseline)}**, rule **{pretty_name(rule)}**, {steps} steps.")
     along, by_steps = st.columns([3, 2], gap="medium")
     with along:
-        st.plotly_chart(ig_convergence_figure(trace), key="ig_along_alpha", config={"displaylogo": False})
+        st.plotly_chart(cached_figure(exp, "along α", ig_convergence_figure, trace), key="ig_along_alpha",
+                        config={"displaylogo": False})
         st.caption(CAPTION_ALONG_ALPHA)
     with by_steps:
         if trace.steps_error:
-            st.plotly_chart(steps_error_figure(trace.steps_error, chosen=steps), key="ig_steps_error",
+            st.plotly_chart(cached_figure(exp, "steps", steps_error_figure, trace.steps_error, chosen=steps),
+                            key="ig_steps_error",
                             config={"displaylogo": False})
             st.caption(CAPTION_STEPS)
         else:
@@ -62,8 +66,9 @@ def _alpha_scrubber(exp, trace, bundle, x: torch.Tensor) -> None:
         image_col.info("No baseline in this result to draw γ(α).")
     if has_maps:
         index = nearest_node(map_alphas, alpha)
-        grad_col.plotly_chart(gradient_map_figure(trace.grad_maps[index], title=f"∇F at α = {map_alphas[index]:.3f}"),
-                              key="ig_grad_map", config={"displayModeBar": False})
+        figure = cached_figure(exp, f"gradient map {index}", gradient_map_figure, trace.grad_maps[index],
+                               title=f"∇F at α = {map_alphas[index]:.3f}")
+        grad_col.plotly_chart(figure, key="ig_grad_map", config={"displayModeBar": False})
     else:
         grad_col.info("This result kept no gradient maps.")
     numbers_col.metric("target logit F(γ(α))", f"{float(trace.logits[node]):.2f}")

@@ -7,28 +7,28 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 SIGNED, ABSOLUTE = "signed", "absolute"
+AUTO_CMAP = "auto"  # render's choice: diverging for signed maps, sequential for absolute ones
 
 
 @dataclass(frozen=True)
 class DisplaySettings:
     alpha: float = 0.5
-    cmap: str = "jet"
+    cmap: str = AUTO_CMAP
     mode: str = ABSOLUTE      # "signed": diverging map around 0; "absolute": magnitude only
     clip_percentile: float = 2.0
 
 
+
 def colormaps() -> list[str]:
-    try:
-        from explainers.render import list_colormaps
-        return list(list_colormaps())
-    except ImportError:
-        return ["jet", "viridis", "inferno", "magma", "turbo", "RdBu_r", "bwr", "seismic"]
+    from explainers.render import list_colormaps
+    return [AUTO_CMAP] + list(list_colormaps())
 
 
 def display_controls(prefix: str = "display") -> DisplaySettings:
@@ -38,15 +38,16 @@ def display_controls(prefix: str = "display") -> DisplaySettings:
         st.subheader("Display")
         alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{prefix}_alpha", persist_state="session",
                           help="0 shows the photo only, 1 the heatmap only. Changing it recomputes nothing.")
-        cmap = st.selectbox("Colour map", maps, index=maps.index("jet") if "jet" in maps else 0,
-                            key=f"{prefix}_cmap", persist_state="session",
-                            help="For signed maps a diverging map (e.g. RdBu_r, bwr) keeps 0 in the middle.")
+        cmap = st.selectbox("Colour map", maps, key=f"{prefix}_cmap", persist_state="session",
+                            format_func=lambda m: m.replace("_", "–") if m != AUTO_CMAP else "auto (by sign)",
+                            help="Auto: blue–white–red for signed values (white is 0), inferno for absolute ones.")
         mode = st.radio("Values", [ABSOLUTE, SIGNED], horizontal=True, key=f"{prefix}_mode", persist_state="session",
                         help="Absolute: how much each pixel matters. Signed: positive evidence for the class vs "
                              "negative (CAM-family maps are ≥ 0 after their ReLU, so the two look alike).")
-        clip = st.slider("Clip the top/bottom percentile", 0.0, 10.0, 2.0, 0.5, key=f"{prefix}_clip",
+        clip = st.slider("Saturate the strongest % of the map", 0.0, 10.0, 2.0, 0.5, key=f"{prefix}_clip",
                          persist_state="session",
-                         help="Gradient maps have a few extreme pixels; clipping them keeps the rest visible.")
+                         help="The colour scale tops out where the strongest few % of the attribution mass begins "
+                              "(as Captum does): a handful of extreme gradient pixels no longer wash out the rest.")
     return DisplaySettings(alpha=alpha, cmap=cmap, mode=mode, clip_percentile=clip)
 
 
@@ -56,14 +57,10 @@ def overlay_image(image_hw3: np.ndarray, heatmap_hw: np.ndarray, settings: Displ
     heatmap = np.asarray(heatmap_hw, dtype=np.float32)
     if not signed:
         heatmap = np.abs(heatmap)
-    try:
-        from explainers.render import overlay
-    except ImportError:  # TEMPORARY until explainers/render.py lands
-        import matplotlib
-        h = np.clip((heatmap - heatmap.min()) / (np.ptp(heatmap) or 1), 0, 1)
-        colored = matplotlib.colormaps[settings.cmap](h)[..., :3]
-        return ((1 - settings.alpha) * image_hw3 + settings.alpha * colored).clip(0, 1).__mul__(255).astype(np.uint8)
-    return overlay(image_hw3, heatmap, signed=signed, cmap=settings.cmap, alpha=settings.alpha,
+    from explainers.render import overlay
+
+    cmap = None if settings.cmap == AUTO_CMAP else settings.cmap
+    return overlay(image_hw3, heatmap, signed=signed, cmap=cmap, alpha=settings.alpha,
                    clip_percentile=settings.clip_percentile)
 
 
@@ -99,9 +96,10 @@ def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, t
         facts.append(f"completeness error {exp.delta:+.3g}" + (f" ({relative:.1%} of ΔF)" if relative is not None else ""))
     st.caption(" · ".join(facts))
     row = st.container(horizontal=True, gap="small")  # natural widths, wraps in narrow tiles
-    row.download_button("PNG", png_bytes(blended), file_name=f"{file_stem}.png", mime="image/png",
+    # Callables: the files are only made when someone clicks, not on every rerun.
+    row.download_button("PNG", partial(png_bytes, blended), file_name=f"{file_stem}.png", mime="image/png",
                         key=f"{key}_png", on_click="ignore", icon=":material/download:", help="The overlay as shown")
-    row.download_button("NPY", npy_bytes(exp.attribution), file_name=f"{file_stem}.npy",
+    row.download_button("NPY", partial(npy_bytes, exp.attribution), file_name=f"{file_stem}.npy",
                         mime="application/octet-stream", key=f"{key}_npy", on_click="ignore",
                         icon=":material/download:",
                         help=f"The raw attribution, shape {tuple(exp.attribution.shape)} (numpy.load)")

@@ -12,8 +12,8 @@ import streamlit as st
 from explainers.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import UPLOAD_TYPES
-from ui.common import (INPUT_KEY, CurrentInput, class_probabilities, decode_image, friendly_image_error, get_bundle,
-                       model_input)
+from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
+                       friendly_image_error, get_bundle, model_input)
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -90,8 +90,9 @@ def _choose_class(bundle, image_id: str, probabilities) -> int:
         st.session_state["target"] = top1
     order = probabilities.argsort()[::-1][:5]
     st.subheader("Class")
-    st.plotly_chart(top_classes_figure([bundle.category(int(i)) for i in order], probabilities[order]),
-                    config={"displayModeBar": False}, key="top5_chart")
+    figure = cached_figure(probabilities, "top5", top_classes_figure, [bundle.category(int(i)) for i in order],
+                           [float(p) for p in probabilities[order]])
+    st.plotly_chart(figure, config={"displayModeBar": False}, key="top5_chart")
 
     def label(index: int) -> str:
         return f"{bundle.category(index)} ({probabilities[index]:.1%})"
