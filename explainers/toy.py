@@ -84,3 +84,20 @@ def toy_bundle(module: nn.Module, name: str):
 def toy_input(x1: float, x2: float = 0.0, device: torch.device | str = "cpu") -> torch.Tensor:
     """The `(1, 3, 1, 1)` input holding `x1` in channel 0 and `x2` in channel 1."""
     return torch.tensor([x1, x2, 0.0], dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+
+def values_and_gradients(module: nn.Module, inputs: torch.Tensor, channel: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`f` and `∂f/∂x_channel` at a batch of `(N, 3, 1, 1)` inputs, for plotting a toy net's curve."""
+    inputs = inputs.detach().clone().requires_grad_(True)
+    values = module(inputs)[:, 0]
+    (grad,) = torch.autograd.grad(values.sum(), inputs)
+    return values.detach(), grad[:, channel, 0, 0]
+
+
+def along_line(start: float, end: float, n: int = 201, channel: int = 0, other: float = 0.0) -> torch.Tensor:
+    """`n` toy inputs with channel `channel` going linearly from `start` to `end` (the other channel fixed)."""
+    values = torch.linspace(float(start), float(end), n)
+    batch = torch.zeros(n, 3, 1, 1)
+    batch[:, channel, 0, 0] = values
+    batch[:, 1 - channel, 0, 0] = float(other)
+    return batch
