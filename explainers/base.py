@@ -35,6 +35,8 @@ class IGTrace:
     steps_error: dict[int, float]
     grad_maps: np.ndarray | None = None  # (nodes, H, W): gradient summed over channels, for an α scrubber
     endpoint_logits: tuple[float, float] | None = None  # F(x'), F(x)
+    grad_map_alphas: np.ndarray | None = None  # the α of each row of grad_maps (≤ 64 nodes, evenly subsampled)
+    integrand: np.ndarray | None = None  # per node ⟨∇F(γ(α)), x − x'⟩: the integrand, before the weights
 
 
 @dataclass

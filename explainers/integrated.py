@@ -1,1 +1,111 @@
-"""(being written)"""
+"""Integrated Gradients (Sundararajan et al., 2017) along the straight path γ(α) = x' + α (x − x').
+
+Attribution_i = (x_i − x'_i) · Σ_k w_k ∂F/∂x_i(γ(α_k)), with (α_k, w_k) from `quadrature`. The nodes run in
+chunks sized by measurement (`batching`), and the same pass records the trace the app plots: F and p at every
+node, mean |gradient|, the integrand ⟨∇F(γ(α_k)), x − x'⟩ and its running weighted sum, gradient maps for an α
+scrubber, and the completeness error of every coarser nested grid (a weighted sum of the integrand values
+already computed, so no extra forward or backward).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .base import IGTrace, Progress, pixel_explanation, register, to_numpy
+from .baselines import make_baseline
+from .batching import run_in_chunks
+from .quadrature import check_rule, check_steps, nested_weights, nodes
+
+# Gauss–Legendre by default: measured on EfficientNet-Lite0 (real photo, black baseline) it reaches a given
+# completeness error with fewer nodes than the trapezoid, and it is Captum's default, so numbers compare.
+# Its grids do not nest, so steps_error has only the chosen count (and 1 for odd counts); the trapezoid's do.
+DEFAULT_RULE = "gauss_legendre"
+MAX_GRAD_MAPS = 64
+
+
+def relative_error(estimate: float, change: float) -> float:
+    """|estimate − ΔF| / |ΔF|; the absolute error when ΔF is 0 (nothing to be relative to)."""
+    error = abs(estimate - change)
+    return error / abs(change) if change != 0 else error
+
+
+def grad_map_nodes(count: int) -> np.ndarray:
+    """Indices of at most MAX_GRAD_MAPS nodes, evenly spread over `count` (first and last included)."""
+    return np.unique(np.round(np.linspace(0, count - 1, min(count, MAX_GRAD_MAPS))).astype(int))
+
+
+@torch.no_grad()
+def endpoint_logits(model, x, x_base, target, known: dict[float, float]) -> tuple[float, float]:
+    """(F(x'), F(x)), reusing path nodes that sit exactly on an end; one small forward for the rest."""
+    missing = [a for a in (0.0, 1.0) if a not in known]
+    if missing:
+        batch = torch.cat([x_base if a == 0.0 else x for a in missing])
+        values = model(batch)[:, target].double().tolist()
+        known = {**known, **dict(zip(missing, values))}
+    return known[0.0], known[1.0]
+
+
+def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np.ndarray, *, batch_size=None,
+                  progress: Progress | None = None, with_trace: bool = True):
+    """Σ_k w_k ∇F(γ(α_k)) over the nodes, in measured chunks; returns (weighted gradient sum, per-node records)."""
+    diff = x - x_base
+    alphas_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
+    weights_t = torch.as_tensor(weights, dtype=x.dtype, device=x.device)
+    total = torch.zeros_like(x[0])
+    n = len(alphas)
+    record = dict(logits=np.zeros(n), probabilities=np.zeros(n), grad_mean_abs=np.zeros(n), integrand=np.zeros(n))
+    keep = set(grad_map_nodes(n).tolist()) if with_trace else set()
+    maps: dict[int, torch.Tensor] = {}
+
+    def work(start: int, stop: int) -> None:
+        nonlocal total
+        points = (x_base + alphas_t[start:stop] * diff).requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(points)
+            (grads,) = torch.autograd.grad(logits[:, target].sum(), points)
+        total = total + torch.einsum("k,kchw->chw", weights_t[start:stop], grads)
+        record["logits"][start:stop] = logits[:, target].detach().double().cpu().numpy()
+        if with_trace:
+            record["probabilities"][start:stop] = torch.softmax(logits.detach().double(), 1)[:, target].cpu().numpy()
+            record["grad_mean_abs"][start:stop] = grads.abs().mean((1, 2, 3)).double().cpu().numpy()
+            record["integrand"][start:stop] = (grads.double() * diff.double()).sum((1, 2, 3)).cpu().numpy()
+            for k in keep.intersection(range(start, stop)):
+                maps[k] = grads[k - start].sum(0).detach()
+
+    record["chunks"] = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress,
+                                     stage="integrated gradients")
+    record["grad_maps"] = {k: maps[k] for k in sorted(maps)}
+    return total, record
+
+
+@register("integrated_gradients", "Integrated Gradients", "path",
+          options=dict(steps=32, rule=DEFAULT_RULE, baseline="black", seed=0, batch_size=None))
+def integrated_gradients(bundle, x, target, progress: Progress | None = None, steps: int = 32,
+                         rule: str = DEFAULT_RULE, baseline="black", seed=0, batch_size=None, trace: bool = True):
+    """`trace=False` skips the per-node records (only for measuring what they cost)."""
+    rule = check_rule(rule)
+    steps = check_steps(steps, rule)
+    alphas, weights = nodes(rule, steps)
+    x_base = make_baseline(bundle, x, baseline, seed)
+    total, rec = path_integral(bundle.model, x, x_base, target, alphas, weights, batch_size=batch_size,
+                               progress=progress, with_trace=trace)
+    attribution = (x - x_base)[0] * total
+    known = {float(a): float(v) for a, v in zip(alphas, rec["logits"]) if a in (0.0, 1.0)}
+    f_base, f_input = endpoint_logits(bundle.model, x, x_base, target, known)
+    change = f_input - f_base
+    delta = float(attribution.double().sum()) - change
+    ig_trace = None
+    if trace:
+        mass = weights * rec["integrand"]
+        steps_error = {m: relative_error(float(np.dot(w, rec["integrand"][idx])), change)
+                       for m, (idx, w) in nested_weights(rule, steps).items()}
+        map_nodes = np.array(sorted(rec["grad_maps"]), dtype=int)
+        ig_trace = IGTrace(
+            alphas=alphas, weights=weights, logits=rec["logits"], probabilities=rec["probabilities"],
+            grad_mean_abs=rec["grad_mean_abs"], cumulative=np.cumsum(mass), steps_error=steps_error,
+            grad_maps=to_numpy(torch.stack([rec["grad_maps"][k] for k in map_nodes])),
+            grad_map_alphas=alphas[map_nodes], endpoint_logits=(f_base, f_input), integrand=rec["integrand"])
+    exp = pixel_explanation(attribution, delta=delta, trace=ig_trace)
+    exp.extras.update(baseline=to_numpy(x_base[0]), rule=rule, steps=steps, chunk_sizes=rec["chunks"],
+                      endpoint_logits=(f_base, f_input))
+    return exp
