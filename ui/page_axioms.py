@@ -5,9 +5,11 @@ import numpy as np
 import streamlit as st
 import torch
 
+from explainers import list_methods
 from explainers.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, SaturatingUnit, along_line, toy_bundle,
                             toy_input, values_and_gradients)
 from ui.common import current_input, run_explain
+from ui.controls import method_controls
 from ui.teach_figures import attribution_bars_figure, function_path_figure, gradient_along_path_figure
 
 TOY_IG = {"steps": 128, "rule": "gauss_legendre"}  # toys are cheap: enough steps that the quadrature is exact-ish
@@ -141,16 +143,27 @@ chosen = current_input()
 st.markdown(f"**{chosen.bundle.title}**, class **{chosen.target_name}**, image *{chosen.source or chosen.image_id}*. "
             "Path methods promise that the attributions add up to the change of the class logit between the "
             "baseline and the image: `Σ attribution = F(x) − F(x′)`.")
-c1, c2, c3 = st.columns(3)
-baseline = c1.selectbox("Baseline (IG, DeepLIFT)", ["black", "white", "mean", "blur", "uniform", "gaussian"],
-                        key="axioms_baseline")
-steps = c2.select_slider("IG steps", [8, 16, 32, 64, 128, 256], value=64, key="axioms_steps")
-samples = c3.select_slider("Expected Gradients samples", [8, 16, 32, 64, 128], value=32, key="axioms_samples")
-requests = [("integrated_gradients", "Integrated Gradients", {"steps": steps, "baseline": baseline}),
-            ("expected_gradients", "Expected Gradients", {"samples": samples, "seed": 0}),
-            ("deeplift", "DeepLIFT", {"baseline": baseline}),
+settings = method_controls(chosen.bundle, choose_methods=False)  # baseline, steps, rule: shared with Explore
+infos = {info.id: info for info in list_methods()}
+eg_default = int(infos["expected_gradients"].options.get("samples", 32)) if "expected_gradients" in infos else 32
+samples = st.select_slider("Expected Gradients samples", sorted({8, 16, 32, 64, 128, eg_default}), value=eg_default,
+                           key="axioms_samples", help="Baselines drawn; completeness holds only on average.")
+st.caption(f"Baseline **{settings.baseline}**, {settings.steps} IG steps ({settings.rule.replace('_', ' ')}): change "
+           "them in the sidebar; results computed on Explore with the same settings are reused.")
+
+
+def options(method: str) -> dict:
+    """The sidebar's options for the method (as Explore passes them, so cached results are shared)."""
+    opts = settings.options_for(infos[method]) if method in infos else {}
+    return opts | ({"samples": samples} if method == "expected_gradients" and samples != eg_default else {})
+
+
+requests = [("integrated_gradients", "Integrated Gradients", options("integrated_gradients")),
+            ("expected_gradients", "Expected Gradients", options("expected_gradients")),
+            ("deeplift", "DeepLIFT", options("deeplift")),
             # One node at α = 1 with weight 1 is Σ ∇F(x)·(x − x′): what the plain gradient claims, measured the same way.
-            ("integrated_gradients", "gradient × (x − x′)", {"steps": 1, "rule": "riemann_right", "baseline": baseline})]
+            ("integrated_gradients", "gradient × (x − x′)",
+             {"steps": 1, "rule": "riemann_right", "baseline": settings.baseline})]
 table = []
 for method, label, options in requests:
     exp = run_explain(chosen.bundle, chosen.image_id, chosen.x, chosen.target, method, options, label=label)
