@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .base import NotApplicable, pixel_explanation, register, upsample
+from .base import pixel_explanation, register, upsample
 from .cam import grad_cam_map
 
 RULES = ("guided", "deconvnet")
@@ -133,8 +133,16 @@ def deconvnet(bundle, x, target, progress=None, **_):
     return pixel_explanation(rectified_gradients(bundle, x, target, "deconvnet"))
 
 
-guided_backprop.batched = lambda bundle, xs, target, **_: rectified_gradients(bundle, xs, target, "guided")
-deconvnet.batched = lambda bundle, xs, target, **_: rectified_gradients(bundle, xs, target, "deconvnet")
+def _guided_batch(bundle, xs, target, **_):
+    return rectified_gradients(bundle, xs, target, "guided")
+
+
+def _deconvnet_batch(bundle, xs, target, **_):
+    return rectified_gradients(bundle, xs, target, "deconvnet")
+
+
+guided_backprop.batched = _guided_batch  # SmoothGrad pushes noisy copies through together
+deconvnet.batched = _deconvnet_batch
 
 
 @register("guided_grad_cam", "Guided Grad-CAM", "gradient", needs_layer=True)
@@ -146,6 +154,3 @@ def guided_grad_cam(bundle, x, target, progress=None, layer=None, **_):
     result = pixel_explanation(guided * cam_up)
     result.extras["grad_cam"] = cam.detach().cpu().numpy()
     return result
-
-
-__all__ = ["rectifier_rule", "rectified_gradients", "RULES", "NotApplicable"]

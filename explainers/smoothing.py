@@ -68,12 +68,14 @@ def smoothed(fn, bundle, x, target, smooth, progress=None, **options) -> Explana
                 parts.append(torch.as_tensor(part.attribution))
                 if part.delta is not None:
                     deltas.append(float(part.delta))
+                if progress is not None:  # one call can be slow (a 256-step IG): report each
+                    progress((done + i + 1) / samples, f"noisy samples {done + i + 1}/{samples}")
             attributions = torch.stack(parts).to(x.device).double()
         chunk_sum, chunk_sq = attributions.sum(0), (attributions * attributions).sum(0)
         total = chunk_sum if total is None else total + chunk_sum
         total_sq = chunk_sq if total_sq is None else total_sq + chunk_sq
         done += chunk.shape[0]
-        if progress is not None:
+        if progress is not None and batched is not None:
             progress(done / samples, f"noisy samples {done}/{samples}")
     mean, mean_sq = total / samples, total_sq / samples
     aggregate = {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}[kind].float()

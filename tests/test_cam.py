@@ -27,8 +27,8 @@ def cases(lite0, resnet18, vgg11, two_objects_image):
     g = torch.Generator().manual_seed(1)
     return {
         "lite0": (lite0, lite0.preprocess(two_objects_image), ESPRESSO),
-        "resnet18": (resnet18, torch.randn(1, 3, 128, 128, generator=g), 7),
-        "vgg11": (vgg11, torch.randn(1, 3, 128, 128, generator=g), 7),
+        "resnet18": (resnet18, torch.randn(1, 3, 96, 96, generator=g), 7),
+        "vgg11": (vgg11, torch.randn(1, 3, 64, 64, generator=g), 7),
     }
 
 
@@ -137,9 +137,9 @@ def test_cam_applies_pooled_activation_like_densenet():
 def test_layer_option_overrides_target_layer(cases):
     bundle, x, target = cases["resnet18"]
     at_layer3 = explain(bundle, x, target, "grad_cam", layer=bundle.model.layer3)
-    assert at_layer3.attribution.shape == (8, 8)  # 128 px / 16
-    assert explain(bundle, x, target, "grad_cam").attribution.shape == (4, 4)
-    assert at_layer3.heatmap.shape == (128, 128)
+    assert at_layer3.attribution.shape == (6, 6)  # 96 px / 16
+    assert explain(bundle, x, target, "grad_cam").attribution.shape == (3, 3)
+    assert at_layer3.heatmap.shape == (96, 96)
     with pytest.raises(ValueError, match="own modules"):
         explain(bundle, x, target, "grad_cam", layer=torch.nn.ReLU())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from explainers import explain
 
@@ -18,7 +19,7 @@ def rel_err(ours, ref) -> float:
 def cases(lite0, resnet18, vgg11, cat_image):
     g = torch.Generator().manual_seed(2)
     return {
-        "lite0": (lite0, lite0.preprocess(cat_image), 285),
+        "lite0": (lite0, F.interpolate(lite0.preprocess(cat_image), size=(128, 128), mode="area"), 285),
         "resnet18": (resnet18, torch.randn(1, 3, 64, 64, generator=g), 11),
         "vgg11": (vgg11, torch.randn(1, 3, 64, 64, generator=g), 11),
     }
