@@ -42,13 +42,18 @@ def ig_convergence_figure(trace, *, title: str | None = None) -> go.Figure:
     """
     alphas = np.asarray(trace.alphas, dtype=float)
     logits = np.asarray(trace.logits, dtype=float)
+    cumulative = np.asarray(trace.cumulative, dtype=float)
     start = trace.endpoint_logits[0] if trace.endpoint_logits else logits[0]
     end = trace.endpoint_logits[1] if trace.endpoint_logits else logits[-1]
+    path_alphas = alphas
+    if trace.endpoint_logits and alphas[0] > 0:  # both curves are 0 at α = 0 by definition: draw it
+        path_alphas = np.concatenate([[0.0], alphas])
+        logits, cumulative = np.concatenate([[start], logits]), np.concatenate([[0.0], cumulative])
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.6, 0.4],
                         specs=[[{}], [{"secondary_y": True}]])
-    fig.add_trace(go.Scatter(x=alphas, y=logits - start, name="F(γ(α)) − F(x′)", mode="lines+markers",
+    fig.add_trace(go.Scatter(x=path_alphas, y=logits - start, name="F(γ(α)) − F(x′)", mode="lines+markers",
                              line=dict(color=BLUE, width=2), marker=dict(size=4)), row=1, col=1)
-    fig.add_trace(go.Scatter(x=alphas, y=np.asarray(trace.cumulative, dtype=float), name="cumulative attribution",
+    fig.add_trace(go.Scatter(x=path_alphas, y=cumulative, name="cumulative attribution",
                              mode="lines+markers", line=dict(color=ORANGE, width=2, dash="dash"),
                              marker=dict(size=4)), row=1, col=1)
     fig.add_trace(go.Scatter(x=[1.0], y=[end - start], name="F(x) − F(x′) (target at α = 1)", mode="markers",
@@ -80,7 +85,10 @@ def steps_error_figure(steps_error: dict[int, float], *, chosen: int | None = No
     fig.add_hline(y=0.05, line=dict(color=GREY, dash="dot"), annotation_text="5 %", annotation_position="top right")
     fig.update_layout(**_LAYOUT, height=300, title=title, showlegend=False)
     fig.update_xaxes(type="log", title_text="steps", tickvals=steps, ticktext=[str(int(s)) for s in steps])
-    fig.update_yaxes(type="log", title_text="relative completeness error", tickformat=".1~%")
+    low, high = np.log10(max(errors.min(), floor)), np.log10(max(errors.max(), floor))
+    decades = 10.0 ** np.arange(np.floor(low), np.ceil(high) + 1)  # one tick per decade: 0.1 %, 1 %, 10 %...
+    fig.update_yaxes(type="log", title_text="relative completeness error", tickvals=decades,
+                     ticktext=[f"{d:.3g}".replace("e-0", "e-") if d < 1e-4 else f"{d * 100:g} %" for d in decades])
     return fig
 
 

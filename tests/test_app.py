@@ -303,6 +303,11 @@ def test_convergence_figure_puts_the_target_where_the_running_sum_must_end():
     cumulative = by_name["cumulative attribution"]
     target = next(t for name, t in by_name.items() if name.startswith("F(x) − F(x′)"))
     assert logit.y[0] == 0 and target.x[0] == 1.0 and target.y[0] == pytest.approx(6.0)
+    right = _trace()
+    right.alphas = right.alphas[1:]
+    right.logits = right.logits[1:]; right.cumulative = right.cumulative[1:]
+    anchored = {t.name: t for t in ig_convergence_figure(right).data}
+    assert anchored["cumulative attribution"].x[0] == 0 and anchored["cumulative attribution"].y[0] == 0
     assert cumulative.y[-1] == pytest.approx(target.y[0])  # converged: they meet at α = 1
     half = {t.name: t for t in ig_convergence_figure(_trace(converged=False)).data}["cumulative attribution"]
     assert half.y[-1] == pytest.approx(3.0)  # not converged: the gap is visible

@@ -97,9 +97,8 @@ def browser():
 
 
 def wait_until_idle(page, timeout_s: float) -> None:
-    """Wait for the script run to finish: Streamlit shows its status widget while a run is going."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_s * 1000)
+    """Wait for the script run to finish: the app root carries the run state in `data-test-script-state`."""
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(timeout=timeout_s * 1000)
 
 
 def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artifacts_dir):
@@ -107,9 +106,9 @@ def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artif
     console_errors = []
     page.on("pageerror", lambda err: console_errors.append(str(err)))
     page.goto(app_url, wait_until="domcontentloaded")
-    # The app opens with a sample selected: tiles appear without any input.
-    page.locator(".st-key-tiles [data-testid='stImage']").nth(1).wait_for(timeout=RUN_SECONDS * 1000)
-    wait_until_idle(page, RUN_SECONDS)
+    # The app opens with a sample selected: its input tile shows before anything is uploaded. The upload
+    # then interrupts that first run (Streamlit stops a script at its next command when a rerun is asked for).
+    page.locator(".st-key-tiles [data-testid='stImage']").first.wait_for(timeout=RUN_SECONDS * 1000)
 
     photo = SAMPLES / "coffee.jpg"  # a real photo (CC0, skimage.data.coffee)
     page.locator("[data-testid='stSidebar'] input[type='file']").set_input_files(str(photo))
@@ -124,12 +123,17 @@ def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artif
     convergence = page.locator(".js-plotly-plot", has_text="cumulative attribution")
     convergence.first.wait_for(timeout=30_000)
     assert convergence.first.locator("g.trace").count() >= 4
-    class_box = page.locator("[data-testid='stSidebar'] .st-key-target").inner_text()
-    assert any(word in class_box for word in ("espresso", "cup", "coffee")), class_box
+    intro = page.get_by_text("Why does").inner_text()  # "Why does <model> see <top-1 class> (p) in this photo?"
+    assert any(word in intro for word in ("espresso", "cup", "coffee")), intro
     assert page.locator("[data-testid='stException']").count() == 0
     assert not console_errors, console_errors
 
-    page.screenshot(path=str(artifacts_dir / "app-full.png"), full_page=True)
+    # Streamlit scrolls inside its own container, so a "full page" shot is the viewport: make it tall enough
+    # for the tiles and the convergence plots.
+    page.set_viewport_size({"width": 1500, "height": 1650})
+    page.mouse.move(0, 0)  # no hover tooltips in the picture
+    wait_until_idle(page, 30)
+    page.wait_for_timeout(1000)  # plotly's resize after the viewport change
     page.screenshot(path=str(artifacts_dir / "app.png"))
     shutil.copyfile(artifacts_dir / "app.png", ROOT / "assets" / "screenshot.png")
     page.close()

@@ -13,9 +13,9 @@ CAPTION_ALONG_ALPHA = ("Look where the two top curves meet at α = 1: the dashed
                        "the star F(x) − F(x′). A gap is the completeness error. Below, where the probability is "
                        "already flat and the mean |gradient| has collapsed, the model is saturated: the attribution "
                        "comes from the early part of the path.")
-CAPTION_STEPS = ("Each point re-uses the same gradients on a coarser nested grid. The error should fall steadily "
-                 "as steps grow (faster for Gauss–Legendre and the trapezoid than for left/right Riemann); a "
-                 "plateau means more steps will not help.")
+CAPTION_STEPS = ("Each point re-uses the same gradients on a coarser nested grid. The error should trend down as "
+                 "steps grow (about 1/steps for left/right Riemann sums); bumps come from the network's kinks "
+                 "along the path, and a plateau means more steps will not help.")
 CAPTION_SCRUBBER = ("Slide α from the baseline (0) to the photo (1). Watch where the gradient is large: often "
                     "early on the path, at images the model barely recognises, and near zero once it is sure.")
 
@@ -34,13 +34,16 @@ def convergence_section(exp, bundle, x: torch.Tensor, *, steps: int, rule: str, 
                         config={"displaylogo": False})
         st.caption(CAPTION_ALONG_ALPHA)
     with by_steps:
-        if trace.steps_error:
+        if len(trace.steps_error) > 1:
             st.plotly_chart(cached_figure(exp, "steps", steps_error_figure, trace.steps_error, chosen=steps),
                             key="ig_steps_error",
                             config={"displaylogo": False})
             st.caption(CAPTION_STEPS)
         else:
-            st.info("No nested coarser grids for this rule and step count, so no error-against-steps curve.")
+            error = next(iter(trace.steps_error.values()), None)
+            st.info((f"Relative completeness error at {steps} steps: **{error:.2%}**. " if error is not None else "")
+                    + f"{pretty_name(rule)} grids do not nest, so one run gives no error-against-steps curve: "
+                    "pick the trapezoid or a Riemann rule to see it.")
     _alpha_scrubber(exp, trace, bundle, x)
 
 
