@@ -5,7 +5,7 @@
 #   docker run --rm -p 8501:8501 cnn-attribution                           # http://localhost:8501
 #
 # GPU: build with a CUDA wheel index (same torch/torchvision versions), run with the NVIDIA container toolkit:
-#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 -t cnn-attribution:gpu .
+#   docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130 -t cnn-attribution:gpu .
 #   docker run --rm --gpus all -p 8501:8501 cnn-attribution:gpu
 FROM python:3.11.7-slim-bookworm
 

@@ -1,6 +1,6 @@
 """Load on the real server: N concurrent browser sessions, then many uploads in a row; time-to-heatmap and RSS.
 
-    python bench/load.py [--sessions 8] [--uploads 100] [--timeout 900] [--browser /usr/bin/chromium]
+    python bench/load.py [--sessions 8] [--uploads 100] [--methods grad_cam] [--timeout 900]
 
 Starts `streamlit run app.py` on 127.0.0.1 (a free port; nothing leaves the machine) and drives headless
 Chromium pages with Playwright, as users would: each session opens the app (the sample's heatmaps), then
@@ -33,7 +33,8 @@ SAMPLE = ROOT / "assets" / "samples" / "cat.jpg"
 
 # True once the page shows `source` (the sidebar's "upload: NAME" or "sample: NAME") and the run is over: no
 # element left from the previous run (Streamlit marks those data-stale until it redraws or drops them), no
-# progress bar, and at least one heatmap tile besides the input.
+# progress bar, and a tile (image) per method chosen in the sidebar besides the input. (Between two methods a
+# run can briefly have no progress bar, so counting tiles is what tells "done" from "between methods".)
 DONE_JS = """(source) => {
   const fresh = el => !el.closest('[data-stale="true"]');
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -42,7 +43,9 @@ DONE_JS = """(source) => {
   const stale = main.querySelectorAll('[data-stale="true"]').length;
   const busy = main.querySelectorAll('[data-testid="stProgress"], [data-testid="stSpinner"]').length;
   const tiles = [...main.querySelectorAll('[data-testid="stImageCaption"]')].filter(fresh).length;
-  return shown && stale === 0 && busy === 0 && tiles >= 2;
+  const picker = document.querySelector('[data-testid="stSidebar"] [data-testid="stMultiSelect"]');
+  const wanted = picker ? picker.querySelectorAll('[data-tag]').length : 1;
+  return shown && stale === 0 && busy === 0 && tiles >= 1 + wanted;
 }"""
 
 
@@ -129,14 +132,34 @@ async def upload(page, name: str, data: bytes, timeout_s: float) -> float:
     return time.perf_counter() - start
 
 
-async def one_session(browser, url: str, index: int, timeout_s: float) -> dict:
+async def choose_methods(page, titles: list[str] | None, timeout_s: float) -> None:
+    """Make the sidebar's method picker hold exactly `titles` (None: leave the app's defaults)."""
+    if titles is None:
+        return
+    picker = page.locator('[data-testid="stMultiSelect"]').first
+    for title in [t for t in await picker.locator("[data-tag] > span[title]").all_inner_texts() if t not in titles]:
+        await picker.get_by_role("button", name=f"Remove {title}").click()
+        await wait_done(page, "sample: ", timeout_s)
+    present = await picker.locator("[data-tag] > span[title]").all_inner_texts()
+    for title in [t for t in titles if t not in present]:
+        box = picker.locator("input").first
+        await box.click()
+        await box.fill(title)
+        await box.press("Enter")
+        await page.keyboard.press("Escape")
+        await wait_done(page, "sample: ", timeout_s)
+
+
+async def one_session(browser, url: str, index: int, timeout_s: float, titles: list[str] | None = None) -> dict:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(timeout_s * 1000)  # Playwright's 30 s default is short for 8 pages on 2 cores
     try:
         page = await context.new_page()
         start = time.perf_counter()
-        await page.goto(url)
+        await page.goto(url, wait_until="domcontentloaded")
         await wait_done(page, "sample: ", timeout_s)
         opened = time.perf_counter() - start
+        await choose_methods(page, titles, timeout_s)
         uploaded = await upload(page, f"session{index}.jpg", photo(1000 + index), timeout_s)
         return {"open": opened, "upload": uploaded}
     finally:
@@ -156,11 +179,11 @@ async def run(args) -> int:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=args.browser, args=["--no-sandbox"])
             # Warm-up: the first session pays for importing torch and loading the model; not a user's wait.
-            warm = await one_session(browser, server.url, 0, args.timeout)
+            warm = await one_session(browser, server.url, 0, args.timeout, args.titles)
             print(f"warm-up session: open {warm['open']:.1f} s, upload {warm['upload']:.1f} s")
             start = time.perf_counter()
             results = await asyncio.wait_for(asyncio.gather(
-                *(one_session(browser, server.url, i, args.timeout) for i in range(1, args.sessions + 1))),
+                *(one_session(browser, server.url, i, args.timeout, args.titles) for i in range(1, args.sessions + 1))),
                 timeout=args.timeout)
             wall = time.perf_counter() - start
             opens, uploads = [r["open"] for r in results], [r["upload"] for r in results]
@@ -180,9 +203,11 @@ async def run(args) -> int:
 
 async def uploads_in_a_row(browser, server: Server, args) -> int:
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(args.timeout * 1000)
     page = await context.new_page()
-    await page.goto(server.url)
+    await page.goto(server.url, wait_until="domcontentloaded")
     await wait_done(page, "sample: ", args.timeout)
+    await choose_methods(page, args.titles, args.timeout)
     rss, times = [], []
     deadline = time.monotonic() + args.timeout
     for i in range(1, args.uploads + 1):
@@ -212,7 +237,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm", type=int, default=40, help="upload after which the bounded caches are full")
     parser.add_argument("--timeout", type=float, default=900, help="seconds, per phase")
     parser.add_argument("--browser", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated method ids each session picks in the sidebar (default: the app's)")
     args = parser.parse_args(argv)
+    args.titles = None
+    if args.methods:
+        sys.path.insert(0, str(ROOT))
+        from explainers import method_info
+
+        args.titles = [method_info(m.strip()).title for m in args.methods.split(",") if m.strip()]
+    print(f"methods: {', '.join(args.titles) if args.titles else 'the app defaults'}")
     if not 1 <= args.sessions <= 32:
         parser.error("--sessions must be in 1..32 (each is a headless browser page)")
     if not Path(args.browser).exists():
