@@ -17,10 +17,10 @@ from ui.sidebar import render_shared_sidebar  # noqa: E402  (after set_page_conf
 
 PAGES = [
     st.Page("ui/page_explore.py", title="Explore", icon=":material/image_search:", default=True),
-    st.Page("ui/page_compare.py", title="Compare classes", icon=":material/compare:"),
-    st.Page("ui/page_axioms.py", title="Axioms", icon=":material/rule:"),
-    st.Page("ui/page_trust.py", title="Trust", icon=":material/verified_user:"),
-    st.Page("ui/page_methods.py", title="Methods", icon=":material/menu_book:"),
+    st.Page("ui/page_compare.py", title="Compare classes", icon=":material/compare:", url_path="compare"),
+    st.Page("ui/page_axioms.py", title="Axioms", icon=":material/rule:", url_path="axioms"),
+    st.Page("ui/page_trust.py", title="Trust", icon=":material/verified_user:", url_path="trust"),
+    st.Page("ui/page_methods.py", title="Methods", icon=":material/menu_book:", url_path="methods"),
 ]
 
 page = st.navigation(PAGES, position="top")

@@ -135,5 +135,8 @@ def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artif
     wait_until_idle(page, 30)
     page.wait_for_timeout(1000)  # plotly's resize after the viewport change
     page.screenshot(path=str(artifacts_dir / "app.png"))
-    shutil.copyfile(artifacts_dir / "app.png", ROOT / "assets" / "screenshot.png")
+    from PIL import Image
+
+    with Image.open(artifacts_dir / "app.png") as shot:  # the README's copy: no alpha channel, optimised
+        shot.convert("RGB").save(ROOT / "assets" / "screenshot.png", optimize=True)
     page.close()

@@ -66,6 +66,9 @@ if len(maps) == 2:
     if class_a == class_b:
         st.caption("Both sides explain the same class; pick two different ones.")
     elif correlation > 0.9:
-        st.caption("The map hardly changed with the class: this method is not class-discriminative here.")
+        st.caption("The map hardly changed between these classes: either the method ignores the class, or both "
+                   "classes rest on the same evidence (two cat breeds do). Type another object's class into "
+                   "Class B, e.g. *espresso* for the cat-and-espresso sample, and compare Grad-CAM with Guided "
+                   "Backprop.")
     else:
-        st.caption("The map moved with the class: this method is class-discriminative here.")
+        st.caption("The map moved with the class: here the method is class-discriminative.")
