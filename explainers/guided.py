@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .base import pixel_explanation, register, upsample
+from .base import NotApplicable, pixel_explanation, register, upsample
 from .cam import grad_cam_map
 
 RULES = ("guided", "deconvnet")
@@ -115,6 +115,9 @@ def rectifier_rule(rule: str) -> Iterator[None]:
 
 def rectified_gradients(bundle, xs: torch.Tensor, target: int, rule: str) -> torch.Tensor:
     """Modified-backward gradient of the target logit w.r.t. a batch `xs` (N, 3, H, W)."""
+    if isinstance(bundle.model, torch.jit.ScriptModule):  # its graph runs below the Python dispatch we swap
+        raise NotApplicable("Guided backprop and deconvnet need an eager (not TorchScript) model: a scripted "
+                            "model's ReLUs cannot be swapped, so the result would silently be the plain gradient.")
     with torch.enable_grad():
         x_in = xs.detach().requires_grad_(True)
         with rectifier_rule(rule):

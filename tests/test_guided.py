@@ -172,3 +172,17 @@ def test_guided_grad_cam_matches_captum(request, arch, lite0_input):
     ours = explain(bundle, x, 285, "guided_grad_cam")
     assert float(ref.abs().max()) > 0
     assert rel_err(ours.attribution, ref) < 1e-4
+
+
+def test_scripted_model_is_refused_not_silently_plain():
+    from explainers import NotApplicable
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    x = torch.randn(1, 3, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.trace(net, x)
+    bundle = wrap(scripted, categories=list("abc"), input_size=(8, 8))
+    for method in ("guided_backprop", "deconvnet"):
+        with pytest.raises(NotApplicable, match="TorchScript"):
+            explain(bundle, x, 0, method)
