@@ -66,11 +66,15 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
         total = total + torch.einsum("k,kchw->chw", weights_t[start:stop], grads)
         record["logits"][start:stop] = logits[:, target].detach().double().cpu().numpy()
         if with_trace:
-            record["probabilities"][start:stop] = torch.softmax(logits.detach().double(), 1)[:, target].cpu().numpy()
-            record["grad_mean_abs"][start:stop] = grads.abs().mean((1, 2, 3)).double().cpu().numpy()
-            record["integrand"][start:stop] = (grads.double() * diff.double()).sum((1, 2, 3)).cpu().numpy()
-            for k in keep.intersection(range(start, stop)):
-                maps[k] = grads[k - start].sum(0).detach()
+            # cheap next to the forward+backward: a few passes over the chunk's gradients, no float64 copies
+            flat = grads.flatten(1)
+            record["probabilities"][start:stop] = torch.softmax(logits.detach(), 1)[:, target].double().cpu().numpy()
+            record["grad_mean_abs"][start:stop] = flat.abs().mean(1).double().cpu().numpy()
+            record["integrand"][start:stop] = (flat @ diff.flatten()).double().cpu().numpy()
+            rows = sorted(keep.intersection(range(start, stop)))
+            if rows:
+                for k, m in zip(rows, grads[[k - start for k in rows]].sum(1)):
+                    maps[k] = m
 
     record["chunks"] = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress,
                                      stage="integrated gradients")
