@@ -76,7 +76,7 @@ def app_url(artifacts_dir):
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:
-                server.wait(timeout=15)
+                server.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
