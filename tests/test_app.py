@@ -330,3 +330,14 @@ def test_top_classes_figure_lists_the_most_probable_on_top():
     bar = top_classes_figure(["tabby", "tiger cat", "lynx"], [0.6, 0.3, 0.1]).data[0]
     assert list(bar.hovertext) == ["lynx", "tiger cat", "tabby"]  # plotly draws bottom-up
     assert list(bar.x) == [0.1, 0.3, 0.6]
+
+
+def test_streamlit_pin_has_apptest_uploads_and_images():
+    import re
+
+    import streamlit
+
+    pin = re.search(r"^streamlit==([\d.]+)", (ROOT / "requirements.txt").read_text(), re.M)
+    assert pin, "requirements.txt must pin streamlit exactly"
+    assert tuple(int(p) for p in pin.group(1).split(".")[:2]) >= (1, 59)
+    assert streamlit.__version__ == pin.group(1)  # the tests ran against the pinned version
