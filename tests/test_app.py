@@ -180,6 +180,16 @@ def test_uploaded_png_shows_its_predictions():
     assert any("upload: coffee.png" in m.value for m in at.markdown)
 
 
+def test_the_input_touched_last_wins(tiny_model):
+    at = ok(new_app().run())
+    ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
+    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    ok(at.pills(key="sample").set_value("rocket.jpg").run())  # a sample clicked after the upload shows
+    assert any("sample: rocket.jpg" in m.value for m in at.markdown)
+    ok(at.file_uploader(key="upload").set_value(("astro.png", png_of(sample_bytes("astronaut.jpg")), "image/png")).run())
+    assert any("upload: astro.png" in m.value for m in at.markdown)
+
+
 def test_text_file_upload_shows_an_error_and_the_app_recovers():
     at = ok(new_app(methods=["grad_cam"]).run())
     at.file_uploader(key="upload").set_value(("notes.txt", b"not an image at all\n", "text/plain")).run()

@@ -38,18 +38,32 @@ def _pretty(name: str) -> str:
     return Path(name).stem.replace("_", " ")
 
 
+SOURCE_KEY = "image_source"  # the input the user touched last: "sample", "upload" or "camera"
+
+
+def _touched(source: str) -> None:
+    st.session_state[SOURCE_KEY] = source
+
+
 def _choose_image() -> tuple[bytes, str]:
-    """The bytes of the chosen image: camera photo, else upload, else the sample (always something)."""
+    """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample."""
     st.subheader("Image")
     samples = sample_names()
     sample = st.pills("Sample photos", samples, default=samples[0], required=True, format_func=_pretty,
-                      key="sample", help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
-    upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload",
-                              help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB. Used instead of the sample.")
+                      key="sample", on_change=_touched, args=("sample",),
+                      help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
+    upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload", on_change=_touched,
+                              args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.")
     photo = None
     if st.toggle("Use the camera", key="use_camera"):
-        photo = st.camera_input("Take a photo", key="camera")
-    for widget_value, source in ((photo, "camera"), (upload, "upload")):
+        photo = st.camera_input("Take a photo", key="camera", on_change=_touched, args=("camera",))
+    candidates = [(photo, "camera"), (upload, "upload")]
+    last = st.session_state.get(SOURCE_KEY)
+    if last == "sample":
+        candidates = []
+    else:
+        candidates.sort(key=lambda candidate: candidate[1] != last)  # the one touched last first
+    for widget_value, source in candidates:
         if widget_value is not None:
             data = widget_value.getvalue()
             try:
