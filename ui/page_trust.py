@@ -12,7 +12,14 @@ from ui.display import DisplaySettings, overlay_image
 from ui.teach_figures import faithfulness_figure, randomization_figure
 
 DEFAULT_METHODS = ["saliency", "guided_backprop", "grad_cam", "integrated_gradients"]
-STAYS_SIMILAR = 0.5  # Spearman ρ after full randomisation above which a method "ignores the model"
+STAYS_SIMILAR = 0.5  # mean Spearman ρ over the cascade above which a map "ignores the model"
+CASCADE_PATH_NODES = 16  # steps / samples for path methods in the check: it ranks maps, it does not integrate
+
+
+def cascade_options(opts: dict) -> dict:
+    """The method's options with IG steps and EG samples capped: the check repeats each map for every stage."""
+    return {k: min(v, CASCADE_PATH_NODES) if k in ("steps", "samples") and isinstance(v, int) else v
+            for k, v in opts.items()}
 
 chosen = current_input()
 bundle = chosen.bundle
@@ -50,17 +57,19 @@ groups = c1.slider("Layer groups to re-initialise", 3, 12, 8, key="trust_groups"
 absolute = c2.toggle("Compare absolute values", True, key="trust_absolute",
                      help="A sign flip of a gradient map is not a different explanation (Adebayo et al. report both).")
 key = ("trust-cascade", chosen.image_id, bundle.name, str(bundle.device), chosen.target, groups, absolute,
-       options_key({m: options[m] for m in methods}))
+       options_key({m: cascade_options(options[m]) for m in methods}))
 cascade = store.get(key)
 if cascade is None:
     runs = len(methods) * (groups + 1)
-    st.caption(f"The check explains the image {runs} times ({len(methods)} method(s) × the trained model and "
-               f"{groups} re-initialised stages), on a private copy of the model.")
+    st.caption(f"The check explains the image up to {runs} times ({len(methods)} method(s) × the trained model and "
+               f"up to {groups} re-initialised stages) on a private copy of the model; path methods use at most "
+               f"{CASCADE_PATH_NODES} steps here.")
     if st.button("Run the randomisation check", key="trust_run_cascade", icon=":material/shuffle:"):
         bar, progress = progress_bar("Randomisation check")
         try:
-            cascade = randomization_cascade(bundle, chosen.x, chosen.target, [(m, options[m]) for m in methods],
-                                            max_groups=groups, absolute=absolute, progress=progress)
+            requests = [(m, cascade_options(options[m])) for m in methods]
+            cascade = randomization_cascade(bundle, chosen.x, chosen.target, requests, max_groups=groups,
+                                            absolute=absolute, progress=progress)
         except Exception as err:  # a failure here must leave the rest of the page usable
             st.error(f"The randomisation check failed ({type(err).__name__}: {err}).")
         finally:
@@ -72,25 +81,25 @@ if cascade is not None:
         st.warning(f"**{infos[method].title}** could not run here: {why}")
     if cascade.similarity:
         st.plotly_chart(randomization_figure(cascade.layers, cascade.similarity, titles), key="trust_cascade_chart")
-        final = {m: float(rho[-1]) for m, rho in cascade.similarity.items()}
-        stayed = [titles[m] for m, r in final.items() if r > STAYS_SIMILAR]
-        dropped = [titles[m] for m, r in final.items() if r <= STAYS_SIMILAR]
+        mean_rho = {m: float(np.mean(rho[1:])) for m, rho in cascade.similarity.items() if len(rho) > 1}
+        stayed = [f"{titles[m]} (mean ρ {r:.2f})" for m, r in mean_rho.items() if r > STAYS_SIMILAR]
+        dropped = [titles[m] for m, r in mean_rho.items() if r <= STAYS_SIMILAR]
         text = ("Each point compares the map of a model whose top layers (down to the named block) were reset to "
                 "random weights with the map of the trained model (Spearman rank correlation; 1 = same ranking). "
                 "A map that explains the model must change when the model is destroyed. ")
         if stayed:
-            text += (f"**{', '.join(stayed)}** stay similar even with every layer random: such a map depends on "
-                     "the image more than on what the model learned — it fails this check (guided backprop is "
+            text += (f"**{', '.join(stayed)}** stays similar while much of the network is random: such a map depends "
+                     "on the image more than on what the model learned, and fails this check (guided backprop is "
                      "the famous case: it acts much like an edge detector). ")
         if dropped:
-            text += f"**{', '.join(dropped)}** lose their resemblance, as they should."
+            text += f"**{', '.join(dropped)}** lose their resemblance at once, as they should."
         st.caption(text)
         with st.expander("The maps at every step", expanded=False):
             image = bundle.to_image(chosen.x)
             look = DisplaySettings(alpha=0.7, mode="absolute" if absolute else "signed")
             for method, maps in cascade.maps.items():
                 st.markdown(f"**{titles[method]}**")
-                st.image([overlay_image(image, m, look) for m in maps], width=110,
+                st.image([overlay_image(image, m, look) for m in maps], width=96,
                          caption=[f"{layer} · ρ {rho:.2f}" for layer, rho in zip(cascade.layers,
                                                                                cascade.similarity[method])])
 
@@ -155,7 +164,8 @@ if rows:
         row["mean rank"] = float(np.mean([r[i] for r in per_column]))
     rows.sort(key=lambda r: r["mean rank"])
     st.dataframe(rows, hide_index=True, key="trust_ranking",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c, _ in columns})
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c, _ in columns}
+                 | {"mean rank": st.column_config.NumberColumn(format="%.1f")})
     if "random" in curves:
         st.caption(f"Random order for reference: deletion AUC {curves['random'][0].auc:.3f}, insertion AUC "
                    f"{curves['random'][1].auc:.3f}. Randomisation similarity is the mean Spearman ρ over the "

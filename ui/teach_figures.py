@@ -10,22 +10,28 @@ from plotly.subplots import make_subplots
 # Okabe–Ito, colour-blind safe; one colour per method, in a fixed order.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 GREY = "#7f7f7f"
-_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), font=dict(size=13),
+_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=80, b=10), font=dict(size=13),
                legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+
+
+def _title(text: str | None) -> dict:
+    """A title above the legend (which sits just above the plot area)."""
+    return dict(text=text, y=0.98, yanchor="top", x=0, xanchor="left", font=dict(size=15))
 
 
 def function_path_figure(xs: np.ndarray, values: np.ndarray, gradients: np.ndarray, baseline: float, x: float,
                          *, title: str) -> go.Figure:
     """A 1-D function with its gradient; the straight path from the baseline to the input shaded."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_vrect(x0=min(baseline, x), x1=max(baseline, x), fillcolor=PALETTE[0], opacity=0.08, line_width=0)
+    fig.add_vrect(x0=min(baseline, x), x1=max(baseline, x), fillcolor=PALETTE[0], opacity=0.12, line_width=0,
+                  layer="below")
     fig.add_trace(go.Scatter(x=xs, y=values, name="f(x)", line=dict(color=PALETTE[0], width=3)))
     fig.add_trace(go.Scatter(x=xs, y=gradients, name="f′(x)", line=dict(color=PALETTE[1], width=2, dash="dash")),
                   secondary_y=True)
     for at, label, colour in ((baseline, "baseline x′", GREY), (x, "input x", PALETTE[3])):
         fig.add_vline(x=at, line=dict(color=colour, dash="dot"), annotation_text=label,
-                      annotation_position="top left")
-    fig.update_layout(**_LAYOUT, height=320, title=title, hovermode="x unified")
+                      annotation_position="bottom right")
+    fig.update_layout(**_LAYOUT, height=360, title=_title(title), hovermode="x unified")
     fig.update_xaxes(title_text="x")
     fig.update_yaxes(title_text="f(x)", secondary_y=False)
     fig.update_yaxes(title_text="gradient f′(x)", secondary_y=True, showgrid=False)
@@ -44,7 +50,7 @@ def gradient_along_path_figure(alphas: np.ndarray, values: np.ndarray, gradients
                                  line=dict(color=PALETTE[2], width=2, dash="dash"), marker=dict(size=4)))
     fig.add_trace(go.Scatter(x=alphas, y=gradients, name="gradient at γ(α)", line=dict(color=PALETTE[1], width=2)),
                   secondary_y=True)
-    fig.update_layout(**_LAYOUT, height=320, title=title, hovermode="x unified")
+    fig.update_layout(**_LAYOUT, height=360, title=_title(title), hovermode="x unified")
     fig.update_xaxes(title_text="α (0 = baseline, 1 = input)", range=[0, 1])
     fig.update_yaxes(title_text="change of f", secondary_y=False)
     fig.update_yaxes(title_text="gradient", secondary_y=True, showgrid=False)
@@ -58,7 +64,7 @@ def attribution_bars_figure(rows: Mapping[str, Sequence[float]], features: Seque
         fig.add_trace(go.Bar(x=list(features), y=[float(v) for v in values], name=label,
                              marker_color=PALETTE[i % len(PALETTE)], text=[f"{float(v):.3g}" for v in values],
                              textposition="outside"))
-    fig.update_layout(**_LAYOUT, height=320, title=title, barmode="group")
+    fig.update_layout(**_LAYOUT, height=360, title=_title(title), barmode="group")
     fig.update_yaxes(title_text="attribution", zeroline=True, zerolinecolor=GREY)
     return fig
 
@@ -73,27 +79,30 @@ def randomization_figure(layers: Sequence[str], similarity: Mapping[str, np.ndar
                                  mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)], width=2),
                                  hovertemplate="%{x}: ρ = %{y:.2f}<extra>" + titles.get(method, method) + "</extra>"))
     fig.add_hline(y=0, line=dict(color=GREY, dash="dot"))
-    fig.update_layout(**_LAYOUT, height=360, title="Similarity to the trained model's map as layers are reset")
+    fig.update_layout(**_LAYOUT, height=400, title=_title("Similarity to the trained model's map as layers are reset"))
     fig.update_xaxes(title_text="re-initialised down to (cumulative, from the output)", type="category")
     fig.update_yaxes(title_text="Spearman ρ", range=[-0.3, 1.05])
     return fig
 
 
 def faithfulness_figure(curves: Mapping[str, tuple], titles: Mapping[str, str] | None = None) -> go.Figure:
-    """Deletion (left) and insertion (right) curves: `curves` maps a method to its (deletion, insertion) pair."""
+    """Deletion (left) and insertion (right) curves: `curves` maps a method to its (deletion, insertion) pair.
+
+    The legend gives each method's deletion / insertion AUC."""
     titles = titles or {}
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Deletion: lower area is better",
                                                         "Insertion: higher area is better"), horizontal_spacing=0.08)
     for i, (method, pair) in enumerate(curves.items()):
         colour = GREY if method == "random" else PALETTE[i % len(PALETTE)]
         dash = "dot" if method == "random" else "solid"
-        for col, curve in enumerate(pair, start=1):
-            name = f"{titles.get(method, method)} (AUC {curve.auc:.3f})"
-            fig.add_trace(go.Scatter(x=curve.fractions, y=curve.scores, name=name, legendgroup=f"{method}-{col}",
-                                     line=dict(color=colour, width=2, dash=dash), mode="lines",
-                                     hovertemplate="%{x:.0%}: %{y:.3f}<extra>" + name + "</extra>"),
+        name = f"{titles.get(method, method)}: {pair[0].auc:.3f} / {pair[1].auc:.3f}"
+        for col, curve in enumerate(pair, start=1):  # one legend entry per method toggles both of its curves
+            fig.add_trace(go.Scatter(x=curve.fractions, y=curve.scores, name=name, legendgroup=method,
+                                     showlegend=col == 1, line=dict(color=colour, width=2, dash=dash), mode="lines",
+                                     hovertemplate=f"%{{x:.0%}}: %{{y:.3f}}<extra>{curve.mode}, {name}</extra>"),
                           row=1, col=col)
-    fig.update_layout(**{**_LAYOUT, "legend": dict(orientation="v")}, height=380)
+    legend = dict(orientation="v", title=dict(text="AUC deletion / insertion"))
+    fig.update_layout(**{**_LAYOUT, "margin": dict(l=10, r=10, t=40, b=10), "legend": legend}, height=380)
     fig.update_xaxes(title_text="fraction of the image removed", tickformat=".0%", row=1, col=1)
     fig.update_xaxes(title_text="fraction of the image revealed", tickformat=".0%", row=1, col=2)
     fig.update_yaxes(title_text="class score", row=1, col=1)
