@@ -64,6 +64,7 @@ def bench_model(name, bundle, x, steps, rounds, sizes, target=1):
         print(f"  {name}: round {r + 1}/{rounds} done", flush=True)
     floor_b = min(sizes, key=lambda b: best[f"floor@{b}"])
     captum_b = min(sizes, key=lambda b: best[f"captum@{b}"])
+    print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
     return dict(best, floor=best[f"floor@{floor_b}"], floor_b=floor_b, captum_best=best[f"captum@{captum_b}"],
                 captum_b=captum_b)
 

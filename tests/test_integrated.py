@@ -122,7 +122,7 @@ def test_completeness_on_real_photo_lite0(lite0, cat_image):
     assert exp64.attribution.sum() == pytest.approx(float(ref.sum()), abs=1e-4 * abs(change))
     assert exp64.delta == pytest.approx(float(ref_delta), abs=1e-4 * abs(change))
     error64 = exp64.trace.steps_error[64]
-    assert error64 == pytest.approx(abs(exp64.delta) / abs(change), rel=1e-4)
+    assert error64 == pytest.approx(abs(exp64.delta) / abs(change), abs=1e-5)  # float32 sums, two orders
     assert 0.005 < error64 < 0.05
     exp512 = explain(lite0, x, target, "integrated_gradients", steps=512, rule="gauss_legendre", baseline="black")
     assert exp512.trace.steps_error[512] < 0.005
