@@ -36,12 +36,13 @@ def read_image(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: in
             image = Image.open(io.BytesIO(data))
             fmt = image.format
             width, height = image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        if isinstance(err, UnidentifiedImageError):
-            raise ImageError("This file is not an image we can read (accepted: JPEG, PNG, WebP, BMP, GIF, TIFF).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"The image is too large to decode safely (limit {max_pixels / 1e6:.0f} megapixels).") from None
-    except Exception as err:  # Pillow raises many types on malformed headers
-        raise ImageError(f"The file could not be read as an image ({type(err).__name__}).") from None
+    except Exception:  # UnidentifiedImageError, or one of the many types Pillow raises on malformed headers
+        claimed = _claimed_format(data)
+        if claimed:
+            raise ImageError(f"The file starts like a {claimed} image but its header is damaged or truncated.") from None
+        raise ImageError("This file is not an image we can read (accepted: JPEG, PNG, WebP, BMP, GIF, TIFF).") from None
 
     if fmt not in ACCEPTED_FORMATS:
         raise ImageError(f"{fmt or 'This'} files are not supported; use JPEG, PNG, WebP, BMP, GIF or TIFF.")
@@ -62,10 +63,8 @@ def read_image(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: in
         return _to_rgb(image)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ImageError(f"The image file is truncated or damaged ({_short(err)}).") from None
-    except Exception as err:
-        raise ImageError(f"The image could not be decoded ({type(err).__name__}).") from None
+    except Exception:  # OSError, SyntaxError, ValueError, EOFError... from the decoders
+        raise ImageError(f"The {fmt} image is truncated or damaged: its pixel data could not be decoded.") from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -92,6 +91,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def _short(err: Exception) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text if len(text) <= 80 else text[:77] + "..."
+_SIGNATURES = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF")]
+
+
+def _claimed_format(data: bytes) -> str | None:
+    """The format the first bytes announce, for a message more useful than "not an image"."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if data.startswith(magic)), None)

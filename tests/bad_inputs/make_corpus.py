@@ -20,7 +20,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 NOT_AN_IMAGE = "not an image"
 # Damaged files: Pillow fails at different stages (header sniffing, decoding), so the wording varies.
-DAMAGED = "truncated or damaged|could not be read|not an image we can read"
+DAMAGED = "damaged"  # "header is damaged or truncated" / "truncated or damaged: its pixel data..."
 TOO_BIG = "megapixels"
 
 
