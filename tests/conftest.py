@@ -64,3 +64,29 @@ def two_objects_image():
 def artifacts_dir():
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+class TinyImageNetCNN(torch.nn.Module):
+    """conv → ReLU → max-pool → conv → ReLU → GAP → Linear over the 1000 ImageNet classes: app tests stay fast."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                            torch.nn.Conv2d(8, 16, 3, padding=1), torch.nn.ReLU())
+        self.fc = torch.nn.Linear(16, 1000)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+@pytest.fixture
+def tiny_model(monkeypatch):
+    """Every model name the app asks for loads a tiny random CNN (48 px); cached results of others are dropped."""
+    import ui.common
+
+    torch.manual_seed(0)
+    net = TinyImageNetCNN()
+    bundle = wrap(net, target_layer=net.features, classifier=net.fc, input_size=(48, 48), name="tiny-cnn")
+    monkeypatch.setattr(ui.common, "_load_cached", lambda name: bundle)
+    ui.common.explanation_store().items.clear()
+    return bundle

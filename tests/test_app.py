@@ -9,12 +9,11 @@ import io
 import json
 
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-from conftest import ROOT, sample_bytes
+from conftest import ROOT, TinyImageNetCNN, sample_bytes
 from models import list_models, wrap
 
 TIMEOUT = 180  # first run imports torch and loads the model; 2 busy CPU cores
@@ -51,27 +50,6 @@ def png_of(jpeg: bytes) -> bytes:
     buffer = io.BytesIO()
     Image.open(io.BytesIO(jpeg)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-class TinyCNN(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(),
-                                            torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.ReLU())
-        self.fc = torch.nn.Linear(16, 1000)
-
-    def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
-
-
-@pytest.fixture
-def tiny_model(monkeypatch):
-    """Every model name loads a tiny random CNN (64 px), so per-widget loops stay fast."""
-    torch.manual_seed(0)
-    model = TinyCNN()
-    bundle = wrap(model, target_layer=model.features, classifier=model.fc, input_size=(64, 64), name="tiny-cnn")
-    monkeypatch.setattr(ui.common, "_load_cached", lambda name: bundle)
-    return bundle
 
 
 @pytest.fixture
@@ -121,8 +99,8 @@ def test_every_method_renders_a_tile(tiny_model):
 
 
 def test_inapplicable_methods_are_not_offered_and_say_why(monkeypatch):
-    model = TinyCNN()
-    headless = wrap(model, target_layer=model.features, classifier=None, input_size=(64, 64), name="tiny-no-head")
+    model = TinyImageNetCNN()
+    headless = wrap(model, target_layer=model.features, classifier=None, input_size=(48, 48), name="tiny-no-head")
     monkeypatch.setattr(ui.common, "_load_cached", lambda name: headless)
     at = ok(new_app().run())
     offered = at.multiselect(key="methods").options  # shown by title

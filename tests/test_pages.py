@@ -7,37 +7,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-import ui.common
 from conftest import ROOT
-from models import wrap
 
 TIMEOUT = 240  # the first run imports torch and the explainers; 2 shared CPU cores
-
-
-class SmallNet(torch.nn.Module):
-    """conv → ReLU → max-pool → conv → ReLU → GAP → Linear over the 1000 ImageNet classes, at 48 px."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                                        torch.nn.Conv2d(6, 12, 3, padding=1), torch.nn.ReLU())
-        self.head = torch.nn.Linear(12, 1000)
-
-    def forward(self, x):
-        return self.head(self.body(x).mean((2, 3)))
-
-
-@pytest.fixture
-def small_model(monkeypatch):
-    torch.manual_seed(1)
-    net = SmallNet()
-    bundle = wrap(net, target_layer=net.body, classifier=net.head, input_size=(48, 48), name="small-net")
-    monkeypatch.setattr(ui.common, "_load_cached", lambda name: bundle)
-    ui.common.explanation_store().items.clear()  # results of other tests' models must not be served here
-    return bundle
 
 
 def page(name: str) -> AppTest:
@@ -65,7 +39,7 @@ def array(values) -> np.ndarray:
     return np.asarray(values)
 
 
-def test_axioms_page_runs_the_experiments(small_model):
+def test_axioms_page_runs_the_experiments(tiny_model):
     at = ok(page("page_axioms.py").run())
     values = metrics(at)
     assert values[:3] == [("f(x) − f(x′)", "1.000"), ("Gradient × input", "0.000"), ("Integrated Gradients", "1.000")]
@@ -94,7 +68,7 @@ def test_axioms_page_runs_the_experiments(small_model):
                (t["y"] for t in chart(at, "axioms_invariance_chart")["data"]))
 
 
-def test_trust_page_ranks_methods_and_runs_the_sanity_check(small_model):
+def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     at = ok(page("page_trust.py").run())
     methods = ["Saliency (gradient)", "Guided backpropagation", "Grad-CAM", "Integrated Gradients"]
     curves = chart(at, "trust_curves_chart")["data"]
@@ -128,7 +102,7 @@ def test_methods_page_shows_every_card_and_filters():
     assert {"Grad-CAM", "Guided Backpropagation"} <= {s.value for s in at.subheader} < set(titles)
 
 
-def test_pages_run_inside_the_app(small_model):
+def test_pages_run_inside_the_app(tiny_model):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["methods"] = ["grad_cam"]
     ok(at.run())
