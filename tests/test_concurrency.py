@@ -162,3 +162,29 @@ def test_eight_app_sessions_at_once_match_sequential_runs():
     assert len({url for r in together for url in r["tiles"].values()}) >= len(SESSIONS) + 3
     for name, bundle in bundles.items():
         assert_untouched(bundle.model, before[name])
+
+
+def test_sessions_asking_for_the_same_explanation_compute_it_once(monkeypatch):
+    """A class opening the same sample: one session computes, the others wait and share its result."""
+    import time
+    import uuid
+    from types import SimpleNamespace
+
+    import explainers
+    from explainers import Explanation
+    from ui import common
+
+    calls = []
+
+    def slow_explain(bundle, x, target, method, progress=None, **options):
+        calls.append(method)
+        time.sleep(0.5)
+        return Explanation(method, target, np.zeros((2, 2), np.float32), np.zeros((4, 4), np.float32))
+
+    monkeypatch.setattr(explainers, "explain", slow_explain)
+    bundle = SimpleNamespace(name="stub", device="cpu")
+    image_id = f"lock-test-{uuid.uuid4()}"
+    results = run_together([lambda: common.run_explain(bundle, image_id, None, 3, "grad_cam", {"steps": 1})] * 6)
+    assert calls == ["grad_cam"]
+    assert all(r is results[0] for r in results) and results[0] is not None
+    assert common._computation_locks == {} or all(k[0] != image_id for k in common._computation_locks)

@@ -194,14 +194,38 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
     Returns the `Explanation`, or None after showing why not: `NotApplicable` as a warning, bad options
     (`ValueError`) or an unexpected failure as an error — never a traceback.
     """
-    from explainers import NotApplicable, explain
-
     options = dict(options or {})
     key = (image_id, bundle.name, str(bundle.device), method, int(target), options_key(options))
     store = explanation_store()
     cached = store.get(key)
     if cached is not None:
         return cached
+    # A class opening the same sample at once: the first session computes, the others wait for its result
+    # instead of running the same IG eight times over on the same cores.
+    lock = _computation_lock(key)
+    if not lock.acquire(blocking=False):
+        with st.spinner(f"{label or method_title(method)}: another session is computing this; waiting for it…"):
+            lock.acquire()
+    try:
+        cached = store.get(key)
+        return cached if cached is not None else _compute(store, key, bundle, x, target, method, options, label)
+    finally:
+        lock.release()
+        with _computation_locks_guard:
+            _computation_locks.pop(key, None)  # safe: the result is stored before anyone can take a new lock
+
+
+_computation_locks: dict[tuple, threading.Lock] = {}
+_computation_locks_guard = threading.Lock()
+
+
+def _computation_lock(key: tuple) -> threading.Lock:
+    with _computation_locks_guard:
+        return _computation_locks.setdefault(key, threading.Lock())
+
+
+def _compute(store: _LRU, key: tuple, bundle, x, target, method, options, label):
+    from explainers import NotApplicable, explain
 
     title = label or method_title(method)
     bar = st.progress(0.0, text=f"{title}: starting…")
