@@ -9,41 +9,19 @@ the table shows medians and the ratios ours/floor and ours/pytorch-grad-cam (< 1
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import side_by_side  # noqa: E402
 from explainers import explain  # noqa: E402
 from models import load_model, wrap  # noqa: E402
 
 PGC_CLASSES = {"grad_cam": "GradCAM", "grad_cam_pp": "GradCAMPlusPlus", "hires_cam": "HiResCAM",
                "layer_cam": "LayerCAM"}
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def side_by_side(contenders: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per contender; one warm-up call each, then `repeats` interleaved rounds."""
-    for fn in contenders.values():
-        fn()
-    times = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
 
 def models(device: torch.device, quick: bool):
     import torchvision

@@ -10,37 +10,16 @@ takes the absolute standard deviation, so it gets sigma * (max - min)). Captum r
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.timing import side_by_side  # noqa: E402
 from explainers import explain  # noqa: E402
 from models import load_model, wrap  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def side_by_side(contenders: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    for fn in contenders.values():
-        fn()  # warm-up
-    times = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
 
 def bundles(device: torch.device, quick: bool):
     yield "efficientnet_lite0", load_model("efficientnet_lite0", device=device)

@@ -90,3 +90,12 @@ def tiny_model(monkeypatch):
     monkeypatch.setattr(ui.common, "_load_cached", lambda name: bundle)
     ui.common.explanation_store().items.clear()
     return bundle
+
+
+def rel_err(ours, ref) -> float:
+    """Max absolute difference relative to the reference's largest magnitude (the issues' "max relative error")."""
+    import numpy as np
+
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape
+    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))

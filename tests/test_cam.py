@@ -10,15 +10,10 @@ import torch.nn.functional as F
 
 from explainers import NotApplicable, explain, normalize_map
 from explainers.cam import activations_and_gradients
+from conftest import rel_err
 
 ESPRESSO, EGYPTIAN_CAT = 967, 285
 PGC_METHODS = {"grad_cam": "GradCAM", "grad_cam_pp": "GradCAMPlusPlus", "hires_cam": "HiResCAM", "layer_cam": "LayerCAM"}
-
-
-def rel_err(ours, ref) -> float:
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from explainers import explain
-
-
-def rel_err(ours, ref) -> float:
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
+from conftest import rel_err
 
 
 @pytest.fixture(scope="module")

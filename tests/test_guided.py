@@ -13,14 +13,9 @@ import torch.nn.functional as F
 from explainers import explain
 from explainers.guided import rectifier_rule
 from models import wrap
+from conftest import rel_err
 
 warnings.filterwarnings("ignore", message="Setting backward hooks")
-
-
-def rel_err(ours, ref) -> float:
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
 def _captum(name):

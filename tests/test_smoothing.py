@@ -10,15 +10,10 @@ import torch
 from explainers import explain
 from explainers.base import pixel_explanation
 from explainers.smoothing import smoothed
+from conftest import rel_err
 
 warnings.filterwarnings("ignore", message="Setting backward hooks")
 CAPTUM_KIND = {"smoothgrad": "smoothgrad", "smoothgrad_sq": "smoothgrad_sq", "vargrad": "vargrad"}
-
-
-def rel_err(ours, ref) -> float:
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    assert ours.shape == ref.shape
-    return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
 @pytest.fixture(scope="module")
