@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import side_by_side  # noqa: E402
+from bench.timing import seeded_input, side_by_side  # noqa: E402
 from explainers import explain  # noqa: E402
 from models import load_model, wrap  # noqa: E402
 
@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for model_name, bundle in models(device, args.quick):
-        x = torch.randn(1, 3, *bundle.input_size, generator=torch.Generator().manual_seed(0)).to(device)
-        with torch.no_grad():
-            target = int(bundle.model(x).argmax())
+        x, target = seeded_input(bundle, device)
         for method in methods:
             cam, pgc_run = pytorch_grad_cam(bundle, x, target, method)
             try:

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import side_by_side  # noqa: E402
+from bench.timing import seeded_input, side_by_side  # noqa: E402
 from explainers import explain  # noqa: E402
 from models import load_model, wrap  # noqa: E402
 
@@ -52,9 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("-" * len(header))
     for name, bundle in bundles(device, args.quick):
-        x = torch.randn(1, 3, *bundle.input_size, generator=torch.Generator().manual_seed(0)).to(device)
-        with torch.no_grad():
-            target = int(bundle.model(x).argmax())
+        x, target = seeded_input(bundle, device)
         smooth = {"kind": "smoothgrad", "samples": samples, "sigma": args.sigma}
         stdev = args.sigma * float(x.max() - x.min())
         tunnel = NoiseTunnel(Saliency(bundle.model))

@@ -25,3 +25,10 @@ def side_by_side(contenders: dict, repeats: int, device: torch.device) -> dict[s
             sync(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def seeded_input(bundle, device: torch.device) -> tuple[torch.Tensor, int]:
+    """A fixed random input of the bundle's size and the class the model ranks first for it (timing only)."""
+    x = torch.randn(1, 3, *bundle.input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():
+        return x, int(bundle.model(x).argmax())
