@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from models import DEFAULT_MODEL, ImageError, ModelBundle, ModelUnavailable, load_model, read_image
+from ui.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -206,13 +207,19 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
     if not lock.acquire(blocking=False):
         with st.spinner(f"{label or method_title(method)}: another session is computing this; waiting for it…"):
             lock.acquire()
+    computed = False
     try:
         cached = store.get(key)
-        return cached if cached is not None else _compute(store, key, bundle, x, target, method, options, label)
+        if cached is not None:
+            return cached
+        computed = True
+        return _compute(store, key, bundle, x, target, method, options, label)
     finally:
         lock.release()
         with _computation_locks_guard:
             _computation_locks.pop(key, None)  # safe: the result is stored before anyone can take a new lock
+        if computed:  # after the lock: sessions waiting for this result need not wait for the trim too
+            release_freed_memory()
 
 
 _computation_locks: dict[tuple, threading.Lock] = {}
