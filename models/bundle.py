@@ -25,6 +25,15 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def use_full_float32_on_cuda() -> None:
+    """Turn off TF32 for cuDNN convolutions and CUDA matmuls, process-wide (PyTorch allows it for convolutions
+    by default). Attributions are sums of many small gradient terms: measured on an H200, TF32 moved Lite0's IG
+    attributions by up to 30 % of the largest pixel and its Σ by 0.4 % against the CPU, so a map would depend on
+    the card. Called whenever a bundle is placed on CUDA."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 @dataclass(eq=False)  # identity hashing: bundles are shared, cached objects
 class ModelBundle:
     model: torch.nn.Module
@@ -47,6 +56,9 @@ class ModelBundle:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        if self.device.type == "cuda":
+            use_full_float32_on_cuda()
         self.model = self.model.to(self.device).eval()
         self.title = self.title or self.name
         if self.classifier is None and self.cam_unavailable_reason is None:

@@ -14,8 +14,24 @@ SAMPLES = ROOT / "assets" / "samples"
 ARTIFACTS = ROOT / "test-artifacts"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# Tests compare runs exactly; cuDNN's fastest backward algorithms are not deterministic.
+torch.backends.cudnn.deterministic = True
+torch.backends.cudnn.benchmark = False
 
-from models import load_model, read_image, wrap  # noqa: E402
+from models import default_device, load_model, read_image, wrap  # noqa: E402
+
+DEVICE = default_device()  # where the fixtures' models live, and so where test inputs are made: CUDA when present
+
+
+def randn(*shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Seeded noise (drawn on the CPU, so equal on every machine) on the test device."""
+    return torch.randn(*shape, generator=generator).to(DEVICE)
+
+
+def to_numpy(t) -> "np.ndarray":
+    import numpy as np
+
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 def sample_bytes(name: str) -> bytes:
@@ -96,6 +112,6 @@ def rel_err(ours, ref) -> float:
     """Max absolute difference relative to the reference's largest magnitude (the issues' "max relative error")."""
     import numpy as np
 
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    ours, ref = to_numpy(ours).astype(np.float64), to_numpy(ref).astype(np.float64)
     assert ours.shape == ref.shape
     return float(np.abs(ours - ref).max() / max(np.abs(ref).max(), 1e-30))

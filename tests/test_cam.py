@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from explainers import NotApplicable, explain, normalize_map
 from explainers.cam import activations_and_gradients
-from conftest import rel_err
+from conftest import randn, rel_err
 
 ESPRESSO, EGYPTIAN_CAT = 967, 285
 PGC_METHODS = {"grad_cam": "GradCAM", "grad_cam_pp": "GradCAMPlusPlus", "hires_cam": "HiResCAM", "layer_cam": "LayerCAM"}
@@ -22,8 +22,8 @@ def cases(lite0, resnet18, vgg11, two_objects_image):
     g = torch.Generator().manual_seed(1)
     return {
         "lite0": (lite0, lite0.preprocess(two_objects_image), ESPRESSO),
-        "resnet18": (resnet18, torch.randn(1, 3, 96, 96, generator=g), 7),
-        "vgg11": (vgg11, torch.randn(1, 3, 64, 64, generator=g), 7),
+        "resnet18": (resnet18, randn(1, 3, 96, 96, generator=g), 7),
+        "vgg11": (vgg11, randn(1, 3, 64, 64, generator=g), 7),
     }
 
 
@@ -119,7 +119,7 @@ def test_cam_applies_pooled_activation_like_densenet():
     net = ReluPooledHead()
     bundle = wrap(net, target_layer=net.features, classifier=net.fc, categories=[str(i) for i in range(5)],
                   input_size=(16, 16), pooled_activation=F.relu)
-    x = torch.randn(1, 3, 16, 16)
+    x = randn(1, 3, 16, 16)
     with torch.no_grad():
         A = F.relu(net.features(x))[0]
         expected = (net.fc.weight[2][:, None, None] * A).sum(0)
@@ -160,10 +160,10 @@ def test_score_cam_matches_formula_and_reports_progress():
     net = TinyCNN()
     bundle = wrap(net, target_layer=net.features, classifier=net.fc, categories=[str(i) for i in range(10)],
                   input_size=(32, 32))
-    x, target = torch.randn(1, 3, 32, 32), 4
+    x, target = randn(1, 3, 32, 32), 4
     with torch.no_grad():
         A = net.features(x)[0]
-        weights = torch.zeros(A.shape[0])
+        weights = torch.zeros(A.shape[0], device=A.device)
         for k in range(A.shape[0]):
             up = F.interpolate(A[k][None, None], size=(32, 32), mode="bilinear", align_corners=False)[0, 0]
             if up.max() > up.min():
@@ -198,7 +198,7 @@ def test_cam_family_rejects_bad_layers():
 
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
     bundle = wrap(net, target_layer=None, categories=list("abcd"), input_size=(8, 8))
-    x = torch.randn(1, 3, 8, 8)
+    x = randn(1, 3, 8, 8)
     with pytest.raises(NotApplicable, match="layer"):
         explain(bundle, x, 1, "grad_cam")
     with warnings.catch_warnings():

@@ -11,6 +11,7 @@ import explainers.deeplift as deeplift_module
 from explainers import explain
 from explainers.baselines import make_baseline
 from models import wrap
+from conftest import randn
 
 
 def small_input(bundle, image, side=96):
@@ -51,10 +52,10 @@ def relu_net():
 def test_matches_captum_on_relu_net():
     net = relu_net()
     bundle = wrap(net, categories=list("abc"), input_size=(20, 20))
-    x, x_base = torch.randn(1, 3, 20, 20), torch.randn(1, 3, 20, 20) * 0.3
+    x, x_base = randn(1, 3, 20, 20), randn(1, 3, 20, 20) * 0.3
     for target in range(3):
         ours = explain(bundle, x, target, "deeplift", baseline=x_base)
-        ref = DeepLift(net).attribute(x, x_base, target=target)[0].detach().numpy()
+        ref = DeepLift(net).attribute(x, x_base, target=target)[0].detach().cpu().numpy()
         assert np.abs(ours.attribution - ref).max() <= 1e-4 * np.abs(ref).max()
         assert relative_delta(ours) < 1e-4
 
@@ -65,7 +66,7 @@ def test_every_nonlinearity_sums_to_delta(act):
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), act(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(8, 8, 3), act(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
     bundle = wrap(net, categories=["a", "b"], input_size=(12, 12))
-    x, x_base = torch.randn(1, 3, 12, 12) * 2, torch.zeros(1, 3, 12, 12)
+    x, x_base = randn(1, 3, 12, 12) * 2, randn(1, 3, 12, 12) * 0
     exp = explain(bundle, x, 1, "deeplift", baseline=x_base)
     assert relative_delta(exp) < 1e-4
     # gradient × (x − x') does not sum to the change: the rule is doing the work

@@ -8,6 +8,7 @@ from captum.attr import GradientShap
 from explainers import explain
 from explainers.expected import draw
 from models import wrap
+from conftest import DEVICE, randn
 
 
 def tiny_bundle():
@@ -29,10 +30,10 @@ def one_by_one(model, x, bases, alphas, target):
 
 def test_equals_mean_over_its_draws_one_by_one(resnet18, cat_image):
     x = torch.nn.functional.interpolate(resnet18.preprocess(cat_image), size=(32, 32), mode="bilinear")
-    pool = torch.randn(3, 3, 32, 32)
+    pool = randn(3, 3, 32, 32)
     exp = explain(resnet18, x, 11, "expected_gradients", samples=6, baselines=pool, seed=5)
-    index, alphas = exp.extras["baseline_index"], torch.as_tensor(exp.extras["alphas"])
-    ref = one_by_one(resnet18.model, x, pool[index], alphas, 11).mean(0).numpy()
+    index, alphas = exp.extras["baseline_index"], torch.as_tensor(exp.extras["alphas"]).to(DEVICE)
+    ref = one_by_one(resnet18.model, x, pool[index], alphas, 11).mean(0).cpu().numpy()
     assert np.abs(exp.attribution - ref).max() <= 1e-4 * np.abs(ref).max()
     with torch.no_grad():
         expected_base = float(resnet18.model(pool[index])[:, 11].mean())
@@ -44,23 +45,23 @@ def test_agrees_with_captum_gradientshap_in_expectation():
     bundle = tiny_bundle()
     model = bundle.model
     torch.manual_seed(0)
-    x, pool = torch.randn(1, 3, 10, 10), torch.randn(5, 3, 10, 10)
+    x, pool = randn(1, 3, 10, 10), randn(5, 3, 10, 10)
     runs = [explain(bundle, x, 2, "expected_gradients", samples=512, baselines=pool, seed=s) for s in range(4)]
     ours = np.mean([r.attribution for r in runs], 0)
     n_ours = 4 * 512
     # per-pixel spread of one sample's contribution, from our own draws (recomputed in one batch)
     index = np.concatenate([r.extras["baseline_index"] for r in runs])
-    alphas = torch.as_tensor(np.concatenate([r.extras["alphas"] for r in runs])).view(-1, 1, 1, 1)
+    alphas = torch.as_tensor(np.concatenate([r.extras["alphas"] for r in runs])).view(-1, 1, 1, 1).to(DEVICE)
     bases = pool[index]
     points = (bases + alphas * (x - bases)).requires_grad_(True)
     (g,) = torch.autograd.grad(model(points)[:, 2].sum(), points)
-    contributions = (g * (x - bases)).detach().numpy()
+    contributions = (g * (x - bases)).detach().cpu().numpy()
     np.testing.assert_allclose(contributions.mean(0), ours, atol=1e-5 * np.abs(ours).max())
     variance = contributions.var(0, ddof=1)
     np.random.seed(0)
     torch.manual_seed(0)
     n_captum = 4096
-    ref = GradientShap(model).attribute(x, pool, n_samples=n_captum, target=2)[0].detach().numpy()
+    ref = GradientShap(model).attribute(x, pool, n_samples=n_captum, target=2)[0].detach().cpu().numpy()
     standard_error = np.sqrt(variance / n_ours + variance / n_captum) + 1e-12
     z = np.abs(ours - ref) / standard_error
     assert z.max() < 5.5  # a max over 300 pixels of |N(0, 1)|: ~3.5 expected; a wrong estimator lands far beyond
@@ -68,7 +69,7 @@ def test_agrees_with_captum_gradientshap_in_expectation():
     # the same check is sharp: an estimator with α fixed at ½ (midpoint IG per baseline) fails it
     mid = (pool + 0.5 * (x - pool)).requires_grad_(True)
     (gm,) = torch.autograd.grad(model(mid)[:, 2].sum(), mid)
-    biased = (gm * (x - pool)).mean(0).detach().numpy()
+    biased = (gm * (x - pool)).mean(0).detach().cpu().numpy()
     assert (np.abs(biased - ref) / standard_error).max() > 5.5
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from explainers import explain
-from conftest import rel_err
+from conftest import randn, rel_err
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +15,8 @@ def cases(lite0, resnet18, vgg11, cat_image):
     g = torch.Generator().manual_seed(2)
     return {
         "lite0": (lite0, F.interpolate(lite0.preprocess(cat_image), size=(128, 128), mode="area"), 285),
-        "resnet18": (resnet18, torch.randn(1, 3, 64, 64, generator=g), 11),
-        "vgg11": (vgg11, torch.randn(1, 3, 64, 64, generator=g), 11),
+        "resnet18": (resnet18, randn(1, 3, 64, 64, generator=g), 11),
+        "vgg11": (vgg11, randn(1, 3, 64, 64, generator=g), 11),
     }
 
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from explainers import explain
 from explainers.guided import rectifier_rule
 from models import wrap
-from conftest import rel_err
+from conftest import DEVICE, randn, rel_err
 
 warnings.filterwarnings("ignore", message="Setting backward hooks")
 
@@ -58,7 +58,7 @@ def lite0_input(lite0, cat_image):
 @pytest.mark.parametrize("arch", ["resnet18", "vgg11"])
 def test_matches_captum_on_inplace_relu_models(request, arch, method):
     bundle = request.getfixturevalue(arch)
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    x = randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
     assert any(isinstance(m, torch.nn.ReLU) and m.inplace for m in bundle.model.modules())
     ref = _captum(method)(bundle.model).attribute(x.clone().requires_grad_(True), target=5)[0].detach()
     ours = explain(bundle, x, 5, method)
@@ -108,8 +108,9 @@ def test_functional_relus_match_captum_on_module_twin(method):
     functional = FunctionalNet(modules=False)
     modules = FunctionalNet(modules=True)
     modules.load_state_dict(functional.state_dict())
+    modules.to(DEVICE)
     bundle = wrap(functional, categories=[str(i) for i in range(6)], input_size=(16, 16))
-    x = torch.randn(1, 3, 16, 16)
+    x = randn(1, 3, 16, 16)
     ref = _captum(method)(modules).attribute(x.clone().requires_grad_(True), target=2)[0].detach()
     ours = explain(bundle, x, 2, method)
     assert rel_err(ours.attribution, ref) < 1e-5
@@ -130,7 +131,7 @@ def test_true_hardtanh_is_left_alone():
 
 def test_rule_is_per_thread(resnet18):
     """While one thread is inside the guided rule, another thread's plain gradient stays plain."""
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    x = randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
     expected = explain(resnet18, x, 3, "saliency").attribution
     inside, release, seen = threading.Event(), threading.Event(), {}
 
@@ -160,7 +161,7 @@ def test_guided_grad_cam_matches_captum(request, arch, lite0_input):
         x, model = lite0_input, relu_module_twin(bundle, straight_through=False)
         layer = model.bn2
     else:
-        x, model = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(6)), bundle.model
+        x, model = randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(6)), bundle.model
         layer = bundle.target_layer
     ref = GuidedGradCam(model, layer).attribute(x.clone().requires_grad_(True), target=285,
                                                 interpolate_mode="bilinear")[0].detach()

@@ -103,7 +103,7 @@ def test_matches_captum_on_identical_nodes(arch, request, cat_image):
         x_base = make_baseline(bundle, x, baseline, 0)
         (ref,) = captum._attribute((x,), (x_base,), target=target, n_steps=steps,
                                    step_sizes_and_alphas=(weights.tolist(), alphas.tolist()))
-        ref = ref[0].detach().numpy()
+        ref = ref[0].detach().cpu().numpy()
         assert np.abs(exp.attribution - ref).max() <= 1e-4 * np.abs(ref).max(), (arch, rule)
 
 
@@ -140,7 +140,7 @@ def test_trace_from_the_same_pass(resnet18, cat_image):
     f_base, f_input = tr.endpoint_logits
     assert (tr.logits[0], tr.logits[-1]) == (pytest.approx(f_base, abs=1e-5), pytest.approx(f_input, abs=1e-5))
     # logits and probabilities at a node equal a direct evaluation there
-    x_base = torch.as_tensor(exp.extras["baseline"])[None]
+    x_base = torch.as_tensor(exp.extras["baseline"])[None].to(x.device)
     with torch.no_grad():
         out = resnet18.model(x_base + float(tr.alphas[10]) * (x - x_base))
     assert tr.logits[10] == pytest.approx(float(out[0, 7]), abs=1e-4)
@@ -185,7 +185,7 @@ def test_named_baselines(kind, resnet18, cat_image):
     if expected is not None:
         assert torch.allclose(pixels, torch.full_like(pixels, expected), atol=1e-6)
     if kind == "mean":
-        assert torch.allclose(pixels[0, :, 0, 0], torch.tensor([0.485, 0.456, 0.406]), atol=1e-6)
+        assert torch.allclose(pixels[0, :, 0, 0], torch.tensor([0.485, 0.456, 0.406], device=pixels.device), atol=1e-6)
     if kind in ("uniform", "gaussian"):
         assert not torch.equal(b, make_baseline(resnet18, x, kind, seed=2))
     if kind == "blur":

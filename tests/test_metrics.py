@@ -10,6 +10,7 @@ from torch import nn
 from explainers.metrics import (auc, deletion_curve, insertion_curve, parameter_groups, private_copy, randomize_,
                                 rank_map, rankdata, randomization_cascade, spearman)
 from models import wrap
+from conftest import randn
 
 SIZE = 16
 
@@ -169,7 +170,7 @@ def test_cascade_with_a_model_blind_control(resnet18):
 def test_randomising_the_model_decorrelates_gradient_maps():
     bundle = toy_cnn()
     before = _state(bundle.model)
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    x = randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     target = int(bundle.model(x).argmax())
     methods = ["saliency", "input_x_gradient", "grad_cam", "guided_backprop"]
     result = randomization_cascade(bundle, x, target, methods, seed=0)

@@ -11,6 +11,7 @@ import torch
 from explainers import explain
 from explainers.base import _REGISTRY
 from models import wrap
+from conftest import randn
 
 MINE = ["cam", "grad_cam", "grad_cam_pp", "hires_cam", "layer_cam", "score_cam", "saliency", "input_x_gradient",
         "guided_backprop", "deconvnet", "guided_grad_cam"]
@@ -30,7 +31,7 @@ def options_for(method, bundle):
 
 @pytest.fixture(scope="module")
 def x64():
-    return torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
+    return randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(8))
 
 
 @pytest.mark.parametrize("method", MINE)
@@ -106,7 +107,7 @@ def test_frozen_parameters_stay_frozen(x64):
 
 def test_eight_threads_agree_with_sequential_runs(resnet18, lite0, x64):
     """Different methods at once on the same two shared bundles, each thread starting together."""
-    x96 = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(9))
+    x96 = randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(9))
     jobs = [
         (resnet18, x64, "guided_backprop", {}), (resnet18, x64, "saliency", {}),
         (resnet18, x64, "grad_cam", {}), (resnet18, x64, "deconvnet", {}),

@@ -10,7 +10,7 @@ import torch
 from explainers import explain
 from explainers.base import pixel_explanation
 from explainers.smoothing import smoothed
-from conftest import rel_err
+from conftest import randn, rel_err
 
 warnings.filterwarnings("ignore", message="Setting backward hooks")
 CAPTUM_KIND = {"smoothgrad": "smoothgrad", "smoothgrad_sq": "smoothgrad_sq", "vargrad": "vargrad"}
@@ -18,7 +18,7 @@ CAPTUM_KIND = {"smoothgrad": "smoothgrad", "smoothgrad_sq": "smoothgrad_sq", "va
 
 @pytest.fixture(scope="module")
 def small(resnet18):
-    return resnet18, torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7)), 9
+    return resnet18, randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7)), 9
 
 
 def _noise_tunnel(captum_cls, bundle, x, target, kind, samples, stdev, seed, **kw):
