@@ -218,3 +218,36 @@ def test_threads_share_one_bundle(resnet18, cat_image):
     for r in results:
         np.testing.assert_allclose(r, solo, atol=1e-5 * np.abs(solo).max())
     assert not resnet18.model._forward_hooks and all(p.grad is None for p in resnet18.model.parameters())
+
+
+def test_endpoints_folded_into_the_first_chunk_give_the_same_result(monkeypatch):
+    """On accelerators F(x') and F(x) ride in the first chunk; forced on the CPU here, nothing may change."""
+    import explainers.integrated as integrated
+
+    bundle = tiny_cnn()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    separate = explain(bundle, x, 2, "integrated_gradients", steps=12, batch_size=5)
+    forwards = []
+    handle = bundle.model.register_forward_hook(lambda m, i, o: forwards.append(i[0].shape[0]))
+    try:
+        monkeypatch.setattr(integrated, "FOLD_ENDPOINTS_ON", frozenset({x.device.type, "cuda"}))
+        folded = explain(bundle, x, 2, "integrated_gradients", steps=12, batch_size=5)
+    finally:
+        handle.remove()
+    assert forwards == [7, 5, 2]  # 5 nodes + x' + x, then the other chunks; no separate endpoint forward
+    assert folded.trace.endpoint_logits == pytest.approx(separate.trace.endpoint_logits, abs=1e-5)
+    np.testing.assert_allclose(folded.attribution, separate.attribution, atol=1e-6 * np.abs(separate.attribution).max())
+    assert folded.delta == pytest.approx(separate.delta, abs=1e-5)
+    np.testing.assert_allclose(folded.trace.logits, separate.trace.logits, atol=1e-5)
+
+
+def test_chunk_sizes_explore_upwards_without_a_small_tail():
+    from explainers.batching import Profile, next_chunk
+
+    p = Profile()
+    assert next_chunk(p, 50, 1024) == 4
+    p.per_sample = {4: 1.0, 8: 0.5, 16: 0.3, 22: 0.2}  # still getting faster: explore, and take the rest
+    assert next_chunk(p, 50, 1024) == 50
+    assert next_chunk(p, 50, 30) == 30  # memory cap wins
+    p.per_sample = {4: 1.0, 8: 0.5, 16: 0.6}  # 8 is best: spread evenly, no tiny last chunk
+    assert next_chunk(p, 50, 1024) == 8 and next_chunk(p, 17, 1024) == 6
