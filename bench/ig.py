@@ -64,7 +64,7 @@ def bench_model(name, bundle, x, steps, rounds, sizes, target=1):
         print(f"  {name}: round {r + 1}/{rounds} done", flush=True)
     floor_b = min(sizes, key=lambda b: best[f"floor@{b}"])
     captum_b = min(sizes, key=lambda b: best[f"captum@{b}"])
-    print("  " + ", ".join(f"{k} {v:.2f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
+    print("  " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
     return dict(best, floor=best[f"floor@{floor_b}"], floor_b=floor_b, captum_best=best[f"captum@{captum_b}"],
                 captum_b=captum_b)
 
@@ -95,8 +95,8 @@ def main():
     print(f"{'model':20} {'ours warm':>9} {'ours cold':>9} {'no trace':>9} {'floor':>13} {'Captum dflt':>11} "
           f"{'Captum best':>14}")
     for name, m in rows:
-        print(f"{name:20} {m['ours warm']:8.2f}s {m['ours cold']:8.2f}s {m['ours no trace']:8.2f}s "
-              f"{m['floor']:8.2f}s @{m['floor_b']:<3} {m['captum default']:10.2f}s {m['captum_best']:8.2f}s @{m['captum_b']:<3}")
+        print(f"{name:20} {m['ours warm']:8.3f}s {m['ours cold']:8.3f}s {m['ours no trace']:8.3f}s "
+              f"{m['floor']:8.3f}s @{m['floor_b']:<3} {m['captum default']:10.3f}s {m['captum_best']:8.3f}s @{m['captum_b']:<3}")
     print()
     print(f"{'model':20} {'warm/floor':>10} {'cold/floor':>10} {'warm/Captum dflt':>16} {'warm/Captum best':>16} "
           f"{'trace cost':>10}")

@@ -119,8 +119,11 @@ def test_completeness_on_real_photo_lite0(lite0, cat_image):
     ref, ref_delta = IntegratedGradients(lite0.model).attribute(
         x, torch.zeros_like(x) + make_baseline(lite0, x, "black"), target=target, n_steps=64,
         method="gausslegendre", internal_batch_size=16, return_convergence_delta=True)
-    assert exp64.attribution.sum() == pytest.approx(float(ref.sum()), abs=1e-4 * abs(change))
-    assert exp64.delta == pytest.approx(float(ref_delta), abs=1e-4 * abs(change))
+    # On CUDA, cuDNN picks its algorithms by batch size, and Captum's batches of 16 are not our chunks: on the
+    # jagged ReLU6 integrand that moved Σ by 1.8e-4 of ΔF on an H200.
+    tol = (1e-4 if x.device.type == "cpu" else 5e-4) * abs(change)
+    assert exp64.attribution.sum() == pytest.approx(float(ref.sum()), abs=tol)
+    assert exp64.delta == pytest.approx(float(ref_delta), abs=tol)
     error64 = exp64.trace.steps_error[64]
     assert error64 == pytest.approx(abs(exp64.delta) / abs(change), abs=1e-5)  # float32 sums, two orders
     assert 0.005 < error64 < 0.05
