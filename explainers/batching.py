@@ -25,6 +25,7 @@ MAX_CHUNK = 1024
 FIRST_CHUNK = 4  # small: its saved activations are measured before any chunk is sized by memory
 CPU_BUDGET_BYTES = 1 << 30  # saved activations per chunk (or a quarter of free RAM): keeps IG-256 on ResNet-50 near 2.3 GB peak
 GPU_BUDGET_FRACTION = 0.5   # of the device's free memory
+TIE_TOLERANCE = 0.10        # per-sample times this close count as equal (see Profile.best)
 
 
 @dataclass
@@ -33,7 +34,13 @@ class Profile:
     bytes_per_sample: float | None = None
 
     def best(self) -> int | None:
-        return min(self.per_sample, key=self.per_sample.get) if self.per_sample else None
+        """The largest size within TIE_TOLERANCE of the fastest per-sample time: where the cost curve is flat
+        (a GPU past saturation, a CPU between a few sizes) timing noise would otherwise pick at random, and a
+        larger chunk means fewer per-chunk overheads, which the noise hides."""
+        if not self.per_sample:
+            return None
+        fastest = min(self.per_sample.values())
+        return max(size for size, t in self.per_sample.items() if t <= fastest * (1 + TIE_TOLERANCE))
 
 
 _profiles: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Profile]]" = weakref.WeakKeyDictionary()

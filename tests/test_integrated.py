@@ -254,3 +254,12 @@ def test_chunk_sizes_explore_upwards_without_a_small_tail():
     assert next_chunk(p, 50, 30) == 30  # memory cap wins
     p.per_sample = {4: 1.0, 8: 0.5, 16: 0.6}  # 8 is best: spread evenly, no tiny last chunk
     assert next_chunk(p, 50, 1024) == 8 and next_chunk(p, 17, 1024) == 6
+
+
+def test_near_ties_go_to_the_larger_chunk():
+    from explainers.batching import Profile
+
+    p = Profile(per_sample={4: 1.00, 8: 0.80, 16: 0.85, 32: 1.20})
+    assert p.best() == 16  # within 10 % of the fastest: fewer chunks, same speed
+    p.per_sample[16] = 0.95
+    assert p.best() == 8
