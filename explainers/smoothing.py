@@ -6,8 +6,9 @@ With a_i the method's attribution of x + ε_i, ε_i ~ N(0, (σ · (max x − min
     vargrad        mean a_i² − (mean a_i)²  (Adebayo et al. 2018)
 as Captum's `NoiseTunnel` defines them. Noise is drawn from a generator seeded by `seed=` (default 0), chunk by
 chunk in the order Captum draws it with `nt_samples_batch_size=CHUNK`, so the same seed gives the same noise.
-Methods that expose `.batched(bundle, xs, target, **options)` get CHUNK noisy copies per forward/backward;
-any other method (IG, DeepLIFT, ...) is called once per noisy copy.
+Methods that expose `.batched(bundle, xs, target, **options)` get many noisy copies per forward/backward, in
+chunks sized by measurement and memory (`batching`); any other method (IG, DeepLIFT, ...) is called once per
+noisy copy.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from .base import Explanation, cam_explanation, pixel_explanation
+from .batching import run_in_chunks
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
 MAX_SAMPLES = 256
@@ -55,28 +57,29 @@ def smoothed(fn, bundle, x, target, smooth, progress=None, **options) -> Explana
     seed = options.get("seed")
     stdev = sigma * float(x.max() - x.min())
     batched = getattr(fn, "batched", None)
-    total = total_sq = None
     deltas = []
-    done = 0
-    for chunk in noise_chunks(x, samples, stdev, 0 if seed is None else seed):
-        if batched is not None:
-            attributions = batched(bundle, chunk, target, **options).detach().double()
-        else:
-            parts = []
-            for i in range(chunk.shape[0]):
-                part = fn(bundle, chunk[i:i + 1], target, progress=None, **options)
-                parts.append(torch.as_tensor(part.attribution))
-                if part.delta is not None:
-                    deltas.append(float(part.delta))
-                if progress is not None:  # one call can be slow (a 256-step IG): report each
-                    progress((done + i + 1) / samples, f"noisy samples {done + i + 1}/{samples}")
-            attributions = torch.stack(parts).to(x.device).double()
-        chunk_sum, chunk_sq = attributions.sum(0), (attributions * attributions).sum(0)
-        total = chunk_sum if total is None else total + chunk_sum
-        total_sq = chunk_sq if total_sq is None else total_sq + chunk_sq
-        done += chunk.shape[0]
-        if progress is not None and batched is not None:
-            progress(done / samples, f"noisy samples {done}/{samples}")
+    sums: list[torch.Tensor] = []  # running [Σ a_i, Σ a_i²]
+
+    def accumulate(attributions: torch.Tensor) -> None:
+        attributions = attributions.detach().to(x.device).double()
+        parts = (attributions.sum(0), (attributions * attributions).sum(0))
+        sums[:] = parts if not sums else [a + b for a, b in zip(sums, parts)]
+
+    # The noise is drawn CHUNK at a time (Captum's order, so seeds agree) but need not be computed that way:
+    # batched methods run it in chunks sized by measurement and memory, as IG does (one launch on a GPU).
+    noisy = torch.cat(list(noise_chunks(x, samples, stdev, 0 if seed is None else seed)))
+    if batched is not None:
+        run_in_chunks(bundle.model, x, samples, lambda a, b: accumulate(batched(bundle, noisy[a:b], target, **options)),
+                      progress=progress, stage=f"{samples} noisy samples")
+    else:
+        for i in range(samples):
+            part = fn(bundle, noisy[i:i + 1], target, progress=None, **options)
+            accumulate(torch.as_tensor(part.attribution)[None])
+            if part.delta is not None:
+                deltas.append(float(part.delta))
+            if progress is not None:  # one call can be slow (a 256-step IG): report each
+                progress((i + 1) / samples, f"noisy samples {i + 1}/{samples}")
+    total, total_sq = sums
     mean, mean_sq = total / samples, total_sq / samples
     aggregate = {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}[kind].float()
     if aggregate.dim() == 2:

@@ -75,7 +75,9 @@ def test_generic_path_for_methods_without_a_batched_form(small):
     assert reports == pytest.approx([(i + 1) / 18 for i in range(18)])  # per call: each may be slow
     batched_reports = []
     explain(bundle, x, target, "saliency", smooth=smooth, progress=lambda f, s: batched_reports.append(f))
-    assert batched_reports == pytest.approx([16 / 18, 1.0])  # per chunk of noisy copies
+    # per chunk of noisy copies, chunks sized by measurement: fewer reports than copies, rising to 1
+    assert 1 <= len(batched_reports) < 18 and batched_reports == sorted(batched_reports)
+    assert batched_reports[-1] == pytest.approx(1.0)
 
 
 def test_seed_reproducible_and_noise_free_limit(small):
