@@ -242,24 +242,3 @@ def test_endpoints_folded_into_the_first_chunk_give_the_same_result(monkeypatch)
     np.testing.assert_allclose(folded.attribution, separate.attribution, atol=1e-6 * np.abs(separate.attribution).max())
     assert folded.delta == pytest.approx(separate.delta, abs=1e-5)
     np.testing.assert_allclose(folded.trace.logits, separate.trace.logits, atol=1e-5)
-
-
-def test_chunk_sizes_explore_upwards_without_a_small_tail():
-    from explainers.batching import Profile, next_chunk
-
-    p = Profile()
-    assert next_chunk(p, 50, 1024) == 4
-    p.per_sample = {4: 1.0, 8: 0.5, 16: 0.3, 22: 0.2}  # still getting faster: explore, and take the rest
-    assert next_chunk(p, 50, 1024) == 50
-    assert next_chunk(p, 50, 30) == 30  # memory cap wins
-    p.per_sample = {4: 1.0, 8: 0.5, 16: 0.6}  # 8 is best: spread evenly, no tiny last chunk
-    assert next_chunk(p, 50, 1024) == 8 and next_chunk(p, 17, 1024) == 6
-
-
-def test_near_ties_go_to_the_larger_chunk():
-    from explainers.batching import Profile
-
-    p = Profile(per_sample={4: 1.00, 8: 0.80, 16: 0.85, 32: 1.20})
-    assert p.best() == 16  # within 10 % of the fastest: fewer chunks, same speed
-    p.per_sample[16] = 0.95
-    assert p.best() == 8
