@@ -186,16 +186,30 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy().astype(np.float32)
+    """A float32 copy on the host (one copy: the device-to-host one where there is one)."""
+    t = t.detach().float()
+    return t.numpy().copy() if t.device.type == "cpu" else t.cpu().numpy()
 
 
-def pixel_explanation(attribution: torch.Tensor, **kw) -> Explanation:
+def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Float32 host copies of several tensors in one transfer (on a GPU each separate copy waits for the device
+    and pays a fixed cost). The arrays are views into one buffer."""
+    flat = torch.cat([t.detach().float().reshape(-1) for t in tensors.values()])
+    host = flat.numpy() if flat.device.type == "cpu" else flat.cpu().numpy()  # torch.cat made a fresh copy
+    out, offset = {}, 0
+    for key, t in tensors.items():
+        out[key] = host[offset:offset + t.numel()].reshape(t.shape)
+        offset += t.numel()
+    return out
+
+
+def pixel_explanation(attribution: torch.Tensor | np.ndarray, **kw) -> Explanation:
     """An Explanation for a pixel-space `(3, H, W)` attribution; the heatmap sums it over channels."""
-    attribution = attribution.detach()
-    if attribution.dim() == 4:
+    if isinstance(attribution, torch.Tensor):
+        attribution = to_numpy(attribution)
+    if attribution.ndim == 4:
         attribution = attribution[0]
-    return Explanation(method="", target=-1, attribution=to_numpy(attribution),
-                       heatmap=to_numpy(attribution.sum(0)), **kw)
+    return Explanation(method="", target=-1, attribution=attribution, heatmap=attribution.sum(0), **kw)
 
 
 def cam_explanation(cam: torch.Tensor, input_size: tuple[int, int], **kw) -> Explanation:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import IGTrace, Progress, pixel_explanation, register, to_numpy
+from .base import IGTrace, Progress, pixel_explanation, register, to_host
 from .baselines import make_baseline
 from .batching import run_in_chunks
 from .quadrature import check_rule, check_steps, nested_weights, nodes
@@ -51,7 +51,7 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
                   progress: Progress | None = None, with_trace: bool = True):
     """Σ_k w_k ∇F(γ(α_k)) over the nodes, in measured chunks; returns (weighted gradient sum, per-node records).
 
-    Records stay on the model's device until the end (one copy to the host, not a sync per chunk). On an
+    Records stay on the model's device (the caller copies them to the host with its results, in one go). On an
     accelerator the two endpoints ride along as two extra rows of the first chunk: a separate forward there
     costs a whole sequence of kernel launches, while on the CPU it costs only its arithmetic, which is less than
     carrying the rows through the chunk's backward.
@@ -96,11 +96,12 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
                     maps[k] = m
 
     chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="integrated gradients")
-    record = {key: torch.cat(v).double().cpu().numpy() if v else np.zeros(n) for key, v in parts.items()}
-    record["chunks"] = chunks
-    record["grad_maps"] = {k: maps[k] for k in sorted(maps)}
-    record["ends"] = {a: float(v) for a, v in ends.items()}
-    return total, record
+    record = {key: torch.cat(v) for key, v in parts.items() if v}
+    if maps:
+        record["grad_maps"] = torch.stack([maps[k] for k in sorted(maps)])
+    if ends:
+        record["ends"] = torch.stack([ends[0.0], ends[1.0]])
+    return total, record, chunks
 
 
 @register("integrated_gradients", "Integrated Gradients", "path",
@@ -112,25 +113,27 @@ def integrated_gradients(bundle, x, target, progress: Progress | None = None, st
     steps = check_steps(steps, rule)
     alphas, weights = nodes(rule, steps)
     x_base = make_baseline(bundle, x, baseline, seed)
-    total, rec = path_integral(bundle.model, x, x_base, target, alphas, weights, batch_size=batch_size,
-                               progress=progress, with_trace=trace)
-    attribution = (x - x_base)[0] * total
-    known = {**rec["ends"], **{float(a): float(v) for a, v in zip(alphas, rec["logits"]) if a in (0.0, 1.0)}}
+    total, rec, chunks = path_integral(bundle.model, x, x_base, target, alphas, weights, batch_size=batch_size,
+                                       progress=progress, with_trace=trace)
+    host = to_host({"attribution": (x - x_base)[0] * total, "baseline": x_base[0], **rec})
+    logits = host["logits"].astype(np.float64)
+    known = dict(zip((0.0, 1.0), host["ends"].tolist())) if "ends" in host else {}
+    known.update((float(a), float(v)) for a, v in zip(alphas, logits) if a in (0.0, 1.0))
     f_base, f_input = endpoint_logits(bundle.model, x, x_base, target, known)
     change = f_input - f_base
-    delta = float(attribution.double().sum()) - change
+    attribution = host["attribution"]
+    delta = float(attribution.sum(dtype=np.float64)) - change
     ig_trace = None
     if trace:
-        mass = weights * rec["integrand"]
-        steps_error = {m: relative_error(float(np.dot(w, rec["integrand"][idx])), change)
+        integrand = host["integrand"].astype(np.float64)
+        steps_error = {m: relative_error(float(np.dot(w, integrand[idx])), change)
                        for m, (idx, w) in nested_weights(rule, steps).items()}
-        map_nodes = np.array(sorted(rec["grad_maps"]), dtype=int)
         ig_trace = IGTrace(
-            alphas=alphas, weights=weights, logits=rec["logits"], probabilities=rec["probabilities"],
-            grad_mean_abs=rec["grad_mean_abs"], cumulative=np.cumsum(mass), steps_error=steps_error,
-            grad_maps=to_numpy(torch.stack([rec["grad_maps"][k] for k in map_nodes])),
-            grad_map_alphas=alphas[map_nodes], endpoint_logits=(f_base, f_input), integrand=rec["integrand"])
+            alphas=alphas, weights=weights, logits=logits, probabilities=host["probabilities"].astype(np.float64),
+            grad_mean_abs=host["grad_mean_abs"].astype(np.float64), cumulative=np.cumsum(weights * integrand),
+            steps_error=steps_error, grad_maps=host["grad_maps"], grad_map_alphas=alphas[grad_map_nodes(len(alphas))],
+            endpoint_logits=(f_base, f_input), integrand=integrand)
     exp = pixel_explanation(attribution, delta=delta, trace=ig_trace)
-    exp.extras.update(baseline=to_numpy(x_base[0]), rule=rule, steps=steps, chunk_sizes=rec["chunks"],
+    exp.extras.update(baseline=host["baseline"], rule=rule, steps=steps, chunk_sizes=chunks,
                       endpoint_logits=(f_base, f_input))
     return exp
