@@ -4,10 +4,11 @@ The cost per sample of a forward+backward pass falls with the batch size until t
 where that happens depends on the model, the input size and the machine. So the chunk size is learned while the
 real work is done: chunks double in size as long as the time per sample measured on the real data keeps falling,
 and the best size found is remembered per (model, device, input shape) for later calls, which then only use it
-(and keep probing one size up while the largest size tried is still the best). A size below the best, timed
-only once or twice and not far behind, is timed again on the first chunk of a later call: the smaller sizes were
-tried first, and the first chunks of a fresh process run slow (allocator growth, kernel selection), which would
-otherwise brand a good size bad for good. No work is thrown away.
+(and keep probing one size up while the largest size tried is still the best). A size timed only once or twice
+and not far behind the best is timed again on the first chunk of a later call: one chunk's time is noisy (on a
+shared 2-vCPU machine by ±15 %, as much as sizes differ), and the first chunks of a fresh process run slow
+(allocator growth, kernel selection), which would otherwise brand a good size bad for good. No work is thrown
+away.
 
 Memory stays bounded whatever the step count: the activations a sample keeps for the backward pass are measured
 on the first chunk (saved-tensor hooks, this thread only) and chunks never exceed a budget.
@@ -33,8 +34,12 @@ GPU_BUDGET_FRACTION = 0.5   # of the device's free memory
 # rises again past a cache-friendly size (measured on 2 vCPUs: Lite0 chunks of 8 are 8 % slower than 3–6,
 # ResNet-50 chunks of 16 are 20 % slower than 8–12), so leaning larger would land on the rising edge.
 ACCELERATOR_TIE_TOLERANCE = 0.10
-RETIME_WITHIN = 2.0  # a size below the best whose time is within this factor of the best size's...
-RETIME_UNTIL = 3     # ...is timed again (one chunk per call) until it has been timed this many times
+# A size is timed again (one chunk per call) until it has been timed RETIME_UNTIL times if its time is within
+# a factor of the best size's: 2 for smaller sizes (tried first, maybe while the process was cold: 2.4x slower
+# measured), 1.25 for larger ones (tried warm, so only one chunk's noise can have wronged them).
+RETIME_SMALLER_WITHIN = 2.0
+RETIME_LARGER_WITHIN = 1.25
+RETIME_UNTIL = 3
 
 
 @dataclass
@@ -59,12 +64,13 @@ class Profile:
         return max(size for size, t in self.per_sample.items() if t <= fastest * (1 + self.tie_tolerance))
 
     def worth_retiming(self, best: int) -> int | None:
-        """A size smaller than `best` (so timed before it, maybe while the process was cold), timed fewer than
-        RETIME_UNTIL times and within RETIME_WITHIN of it (the fastest such first), or None."""
-        limit = self.per_sample[best] * RETIME_WITHIN
+        """A size other than `best` timed fewer than RETIME_UNTIL times and close enough to it (see
+        RETIME_SMALLER_WITHIN), the smallest first; None if there is none."""
+        fastest = self.per_sample[best]
         stale = [s for s, t in self.per_sample.items()
-                 if s < best and t <= limit and self.times_measured.get(s, 0) < RETIME_UNTIL]
-        return min(stale, key=self.per_sample.__getitem__, default=None)
+                 if s != best and self.times_measured.get(s, 0) < RETIME_UNTIL
+                 and t <= fastest * (RETIME_SMALLER_WITHIN if s < best else RETIME_LARGER_WITHIN)]
+        return min(stale, default=None)
 
 
 _profiles: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, Profile]]" = weakref.WeakKeyDictionary()

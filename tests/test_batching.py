@@ -30,16 +30,19 @@ def test_near_ties_go_to_the_larger_chunk_on_accelerators_only():
 
 def test_retiming_is_one_chunk_per_call_and_stops():
     p = Profile()
-    for size, t in {2: 2.5, 4: 2.0, 8: 1.5, 13: 1.0, 16: 1.1}.items():
+    for size, t in {2: 2.5, 4: 2.0, 8: 1.5, 13: 1.0, 16: 1.1, 26: 1.3}.items():
         p.record(size, t)
-    assert next_chunk(p, 50, 16) == 13  # not the first chunk of a call: no re-timing
-    assert next_chunk(p, 50, 16, first_of_call=True) == 8  # the fastest stale size below 13 within 2×
+    assert next_chunk(p, 50, 26) == 13  # not the first chunk of a call: no re-timing
+    # smaller sizes within 2x (2 is not), larger ones within 1.25x (26 is not); the smallest first
+    assert next_chunk(p, 50, 26, first_of_call=True) == 4
     for _ in range(2):
-        p.record(8, 1.4)
-    assert next_chunk(p, 50, 16, first_of_call=True) == 4  # 8 timed three times now
-    p.record(4, 1.9), p.record(4, 1.9)
-    assert next_chunk(p, 50, 16, first_of_call=True) == 13  # nothing left worth re-timing
-    assert p.per_sample[8] == 1.4 and p.times_measured[8] == 3
+        p.record(4, 1.9)
+    assert next_chunk(p, 50, 26, first_of_call=True) == 8
+    p.record(8, 1.4), p.record(8, 1.4)
+    assert next_chunk(p, 50, 26, first_of_call=True) == 16
+    p.record(16, 1.05), p.record(16, 1.05)
+    assert next_chunk(p, 50, 26, first_of_call=True) == 13  # nothing left worth re-timing
+    assert p.per_sample[4] == 1.9 and p.times_measured[4] == 3
 
 
 class FakeMachine:
@@ -75,3 +78,14 @@ def test_a_cold_start_does_not_brand_good_sizes_bad_for_good(monkeypatch):
     monkeypatch.setattr(batching, "RETIME_UNTIL", 0)  # without re-timing the same machine stays on 10 or more
     stuck = learn_on(FakeMachine(cpu_like), monkeypatch)[-1]
     assert sum(b * cpu_like(b) for b in stuck) >= 1.1 * 50 * cpu_like(5), stuck
+
+
+def test_one_noisy_chunk_does_not_hide_the_best_size(monkeypatch):
+    def curve(b):  # 8 is best
+        return {4: 44.0, 8: 40.0}.get(b, 40.0 + abs(b - 8))
+
+    machine = FakeMachine(curve, warmup=(1.0, 1.15))  # the first chunk of 8 is timed 15 % slow: 4 looks best
+    calls = learn_on(machine, monkeypatch, calls=8)
+    assert calls[0][:2] == [4, 8] and max(calls[1]) == 4  # fooled at first...
+    assert calls[-1] == calls[-2] and min(calls[-1]) >= 7, calls  # ...then 8 re-timed, and kept (spread: 7–8)
+    assert sum(b * curve(b) for b in calls[-1]) <= 1.03 * 50 * curve(8)
