@@ -2,11 +2,16 @@
 
 For EfficientNet-Lite0 and ResNet-50 (random weights: timing only), 50 Gauss–Legendre steps:
   ours (cold: nothing learned yet; warm: chunk size learned by the earlier call), ours without the trace,
-  the floor = steps × the best per-sample forward+backward time over batch sizes,
+  the floor = steps × the best per-sample forward+backward time over batch sizes, each size timed over a whole
+  pass of at least `steps` samples (as IG runs them: one batch timed alone is noisier, and the minimum over
+  sizes and rounds of noisy figures is biased low),
   Captum IntegratedGradients with its defaults (one batch of all steps) and with its best internal_batch_size.
-Rounds are interleaved and each figure is the minimum over rounds, so load from other processes hits all alike.
+Rounds are interleaved, so load from other processes hits all alike, and each figure is the minimum over rounds.
+The best batch sizes (floor, Captum) are chosen in selection rounds and then timed afresh in as many evaluation
+rounds as ours: the minimum of the very figures a best size was picked by is biased low (with 7 sizes there are
+7 times as many chances of a lucky timing), which on a noisy machine is as large as the differences measured.
 
-    python bench/ig.py            # 2 rounds
+    python bench/ig.py            # 2 selection rounds, then 3 evaluation rounds
     python bench/ig.py --quick    # 1 round, 16 steps, 112 px, fewer batch sizes: a smoke run
 """
 from __future__ import annotations
@@ -35,15 +40,38 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def fwd_bwd(model, x, batch, target):
-    points = x.expand(batch, -1, -1, -1).clone().requires_grad_(True)
-    torch.autograd.grad(model(points)[:, target].sum(), points)
+def fwd_bwd_pass(model, x, batch, steps, target) -> int:
+    """ceil(steps / batch) forward+backward passes of `batch` samples; returns the number of samples."""
+    batches = -(-steps // batch)
+    for _ in range(batches):
+        points = x.expand(batch, -1, -1, -1).clone().requires_grad_(True)
+        torch.autograd.grad(model(points)[:, target].sum(), points)
+    return batches * batch
 
 
-def bench_model(name, bundle, x, steps, rounds, sizes, target=1):
+def bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes, target=1):
     model = bundle.model
     captum = IntegratedGradients(model)
     base = torch.zeros_like(x)
+
+    def floor(b):
+        samples = []
+        seconds = timed(lambda: samples.append(fwd_bwd_pass(model, x, b, steps, target)))
+        return seconds / samples[0] * steps
+
+    def captum_at(b):
+        return timed(lambda: captum.attribute(x, base, target=target, n_steps=steps, internal_batch_size=b))
+
+    selection: dict[str, float] = {}
+    for r in range(selection_rounds):
+        for b in sizes:
+            selection[f"floor@{b}"] = min(selection.get(f"floor@{b}", float("inf")), floor(b))
+            selection[f"captum@{b}"] = min(selection.get(f"captum@{b}", float("inf")), captum_at(b))
+        print(f"  {name}: selection round {r + 1}/{selection_rounds} done", flush=True)
+    print("  selection: " + ", ".join(f"{k} {v:.3f}s" for k, v in selection.items()), flush=True)
+    floor_b = min(sizes, key=lambda b: selection[f"floor@{b}"])
+    captum_b = min(sizes, key=lambda b: selection[f"captum@{b}"])
+
     best: dict[str, float] = {}
 
     def keep(key, seconds):
@@ -55,18 +83,13 @@ def bench_model(name, bundle, x, steps, rounds, sizes, target=1):
         keep("ours warm", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps)))
         keep("ours no trace", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps,
                                                     trace=False)))
-        for b in sizes:
-            keep(f"floor@{b}", timed(lambda: fwd_bwd(model, x, b, target)) / b * steps)
+        keep("floor", floor(floor_b))
         keep("captum default", timed(lambda: captum.attribute(x, base, target=target, n_steps=steps)))
-        for b in sizes:
-            keep(f"captum@{b}", timed(lambda: captum.attribute(x, base, target=target, n_steps=steps,
-                                                                internal_batch_size=b)))
-        print(f"  {name}: round {r + 1}/{rounds} done", flush=True)
-    floor_b = min(sizes, key=lambda b: best[f"floor@{b}"])
-    captum_b = min(sizes, key=lambda b: best[f"captum@{b}"])
-    print("  " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
-    return dict(best, floor=best[f"floor@{floor_b}"], floor_b=floor_b, captum_best=best[f"captum@{captum_b}"],
-                captum_b=captum_b)
+        keep("captum_best", captum_at(captum_b))
+        print(f"  {name}: evaluation round {r + 1}/{rounds} done", flush=True)
+    print(f"  evaluation (floor @{floor_b}, Captum best @{captum_b}): "
+          + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
+    return dict(best, floor_b=floor_b, captum_b=captum_b)
 
 
 def main():
@@ -78,7 +101,8 @@ def main():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)) if args.device == "cpu" else torch.get_num_threads())
     steps = 16 if args.quick else 50
     side = 112 if args.quick else 224
-    rounds = args.rounds or (1 if args.quick else 2)
+    rounds = args.rounds or (1 if args.quick else 3)
+    selection_rounds = 1 if args.quick else 2
     sizes = [1, 4, 16] if args.quick else [1, 2, 4, 8, 16, 25, 50]
     sizes = [b for b in sizes if b <= steps]
     import torchvision
@@ -89,8 +113,8 @@ def main():
               ("ResNet-50", wrap(r50.to(args.device), target_layer=r50.layer4, classifier=r50.fc, name="resnet50"))]
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(args.device)
     print(f"IG, {steps} Gauss–Legendre steps, {side} px, device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"{rounds} interleaved round(s), min over rounds", flush=True)
-    rows = [(name, bench_model(name, bundle, x, steps, rounds, sizes)) for name, bundle in models]
+          f"{selection_rounds} selection + {rounds} evaluation round(s), min over rounds", flush=True)
+    rows = [(name, bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes)) for name, bundle in models]
     print()
     print(f"{'model':20} {'ours warm':>9} {'ours cold':>9} {'no trace':>9} {'floor':>13} {'Captum dflt':>11} "
           f"{'Captum best':>14}")
