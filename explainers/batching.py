@@ -4,11 +4,11 @@ The cost per sample of a forward+backward pass falls with the batch size until t
 where that happens depends on the model, the input size and the machine. So the chunk size is learned while the
 real work is done: chunks double in size as long as the time per sample measured on the real data keeps falling,
 and the best size found is remembered per (model, device, input shape) for later calls, which then only use it
-(and keep probing one size up while the largest size tried is still the best). A size timed only once or twice
-and not far behind the best is timed again on the first chunk of a later call: one chunk's time is noisy (on a
-shared 2-vCPU machine by ±15 %, as much as sizes differ), and the first chunks of a fresh process run slow
-(allocator growth, kernel selection), which would otherwise brand a good size bad for good. No work is thrown
-away.
+(and keep probing one size up while the largest size tried is still the best). A size timed only once and not far
+behind the best is timed again before the best is settled on: one chunk's time is noisy (on a shared 2-vCPU
+machine by ±15 %, as much as sizes differ), and the first chunks of a fresh process run slow (allocator growth,
+kernel selection), which would otherwise brand a good size bad for good. That happens as early as the chunks allow
+(in the first call, mostly), so later calls run at the best size only. No work is thrown away.
 
 Memory stays bounded whatever the step count: the activations a sample keeps for the backward pass are measured
 on the first chunk (saved-tensor hooks, this thread only) and chunks never exceed a budget.
@@ -34,12 +34,12 @@ GPU_BUDGET_FRACTION = 0.5   # of the device's free memory
 # rises again past a cache-friendly size (measured on 2 vCPUs: Lite0 chunks of 8 are 8 % slower than 3–6,
 # ResNet-50 chunks of 16 are 20 % slower than 8–12), so leaning larger would land on the rising edge.
 ACCELERATOR_TIE_TOLERANCE = 0.10
-# A size is timed again (one chunk per call) until it has been timed RETIME_UNTIL times if its time is within
-# a factor of the best size's: 2 for smaller sizes (tried first, maybe while the process was cold: 2.4x slower
-# measured), 1.25 for larger ones (tried warm, so only one chunk's noise can have wronged them).
+# A size is timed again until it has been timed RETIME_UNTIL times if its time is within a factor of the best
+# size's: 2 for smaller sizes (tried first, maybe while the process was cold: 2.4x slower measured), 1.25 for
+# larger ones (tried warm, so only one chunk's noise can have wronged them).
 RETIME_SMALLER_WITHIN = 2.0
 RETIME_LARGER_WITHIN = 1.25
-RETIME_UNTIL = 3
+RETIME_UNTIL = 2
 
 
 @dataclass
@@ -122,12 +122,11 @@ class _SavedBytes:
         return t
 
 
-def next_chunk(profile: Profile, remaining: int, cap: int, first_of_call: bool = False) -> int:
+def next_chunk(profile: Profile, remaining: int, cap: int) -> int:
     """Chunk size for the next chunk: explore upwards (doubling) while the largest size tried is the fastest,
-    else the best size, spread evenly over what remains; the first chunk of a call may re-time a size that is
-    worth it (Profile.worth_retiming). None leaves a small last chunk: an exploring chunk that would leave less
-    than half its size behind takes the rest (a small tail costs nearly a whole chunk on a GPU, where time
-    hardly grows with the batch)."""
+    else re-time a size that is worth it (Profile.worth_retiming), else the best size, spread evenly over what
+    remains. An exploring chunk that would leave less than half its size behind takes the rest (a small tail
+    costs nearly a whole chunk on a GPU, where time hardly grows with the batch)."""
     best = profile.best()
     if best is None:
         size = FIRST_CHUNK
@@ -136,7 +135,7 @@ def next_chunk(profile: Profile, remaining: int, cap: int, first_of_call: bool =
         if remaining - size < size / 2:
             size = remaining
     else:
-        again = profile.worth_retiming(best) if first_of_call else None
+        again = profile.worth_retiming(best)
         if again is not None and again <= min(remaining, cap):
             return again
         chunks = math.ceil(remaining / best)
@@ -162,7 +161,7 @@ def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Cal
         else:
             cap = memory_cap(profile, x.device)
             with _lock:  # another session may be recording into the same profile
-                size = next_chunk(profile, total - done, cap, first_of_call=not sizes)
+                size = next_chunk(profile, total - done, cap)
         measure_memory = profile.bytes_per_sample is None
         counter = _SavedBytes() if measure_memory else None
         if x.device.type == "cuda":

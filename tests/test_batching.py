@@ -15,6 +15,7 @@ def test_chunk_sizes_explore_upwards_without_a_small_tail():
     assert next_chunk(p, 50, 1024) == 50
     assert next_chunk(p, 50, 30) == 30  # memory cap wins
     p.per_sample = {4: 1.0, 8: 0.5, 16: 0.6}  # 8 is best: spread evenly, no tiny last chunk
+    p.times_measured = dict.fromkeys(p.per_sample, 2)
     assert next_chunk(p, 50, 1024) == 8 and next_chunk(p, 17, 1024) == 6
 
 
@@ -28,21 +29,20 @@ def test_near_ties_go_to_the_larger_chunk_on_accelerators_only():
     assert batching.profile_for(torch.nn.Linear(1, 1), torch.zeros(1, 1)).tie_tolerance == 0.0
 
 
-def test_retiming_is_one_chunk_per_call_and_stops():
+def test_retiming_until_every_close_size_was_timed_twice():
     p = Profile()
     for size, t in {2: 2.5, 4: 2.0, 8: 1.5, 13: 1.0, 16: 1.1, 26: 1.3}.items():
         p.record(size, t)
-    assert next_chunk(p, 50, 26) == 13  # not the first chunk of a call: no re-timing
     # smaller sizes within 2x (2 is not), larger ones within 1.25x (26 is not); the smallest first
-    assert next_chunk(p, 50, 26, first_of_call=True) == 4
-    for _ in range(2):
-        p.record(4, 1.9)
-    assert next_chunk(p, 50, 26, first_of_call=True) == 8
-    p.record(8, 1.4), p.record(8, 1.4)
-    assert next_chunk(p, 50, 26, first_of_call=True) == 16
-    p.record(16, 1.05), p.record(16, 1.05)
-    assert next_chunk(p, 50, 26, first_of_call=True) == 13  # nothing left worth re-timing
-    assert p.per_sample[4] == 1.9 and p.times_measured[4] == 3
+    assert next_chunk(p, 50, 26) == 4
+    p.record(4, 1.9)
+    assert next_chunk(p, 50, 26) == 8
+    p.record(8, 1.4)
+    assert next_chunk(p, 50, 6) == 6  # 16 does not fit under a memory cap of 6: the cap
+    assert next_chunk(p, 50, 26) == 16
+    p.record(16, 1.05)
+    assert next_chunk(p, 50, 26) == 13  # nothing left worth re-timing
+    assert p.per_sample[4] == 1.9 and p.times_measured[4] == 2
 
 
 class FakeMachine:
@@ -86,6 +86,6 @@ def test_one_noisy_chunk_does_not_hide_the_best_size(monkeypatch):
 
     machine = FakeMachine(curve, warmup=(1.0, 1.15))  # the first chunk of 8 is timed 15 % slow: 4 looks best
     calls = learn_on(machine, monkeypatch, calls=8)
-    assert calls[0][:2] == [4, 8] and max(calls[1]) == 4  # fooled at first...
-    assert calls[-1] == calls[-2] and min(calls[-1]) >= 7, calls  # ...then 8 re-timed, and kept (spread: 7–8)
+    assert calls[0][:3] == [4, 8, 8], calls  # 8 looked worse than 4: timed again at once
+    assert calls[-1] == calls[-2] and min(calls[-1]) >= 7, calls  # and kept (spread over 50: 7–8)
     assert sum(b * curve(b) for b in calls[-1]) <= 1.03 * 50 * curve(8)
