@@ -60,6 +60,12 @@ class ModelBundle:
         if self.device.type == "cuda":
             use_full_float32_on_cuda()
         self.model = self.model.to(self.device).eval()
+        if self.device.type == "cpu":
+            # Channels-last convolution weights make oneDNN run every convolution in NHWC, whatever the input's
+            # layout. Measured on 2 vCPUs, forward+backward of a batch (the work of every gradient method):
+            # 0.71x the time for Lite0, 0.85x ResNet-50, 0.67-0.90x GoogLeNet, MobileNets, DenseNet; VGG-16 1.02x.
+            # Values are unchanged; only the order of float32 sums differs (as between any two kernels).
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.title = self.title or self.name
         if self.classifier is None and self.cam_unavailable_reason is None:
             self.cam_unavailable_reason = "this model has no global-average-pool → Linear head"
