@@ -39,19 +39,27 @@ ACCELERATOR_TIE_TOLERANCE = 0.10
 # larger ones (tried warm, so only one chunk's noise can have wronged them).
 RETIME_SMALLER_WITHIN = 2.0
 RETIME_LARGER_WITHIN = 1.25
-RETIME_UNTIL = 2
+TIMINGS_COMPARED = 2  # a size's time is the minimum of its last this many timings (see Profile.record)
+RETIME_UNTIL = TIMINGS_COMPARED
 
 
 @dataclass
 class Profile:
-    per_sample: dict[int, float] = field(default_factory=dict)  # chunk size → best seconds per sample seen
+    per_sample: dict[int, float] = field(default_factory=dict)  # chunk size → seconds per sample (see record)
     times_measured: dict[int, int] = field(default_factory=dict)  # chunk size → how many chunks were timed
+    recent: dict[int, list[float]] = field(default_factory=dict)  # chunk size → its last TIMINGS_COMPARED timings
     bytes_per_sample: float | None = None
     tie_tolerance: float = 0.0
 
     def record(self, size: int, seconds_per_sample: float) -> None:
-        # the minimum: interference from other work only ever slows a chunk down
-        self.per_sample[size] = min(seconds_per_sample, self.per_sample.get(size, math.inf))
+        """A size's time is the minimum of its last TIMINGS_COMPARED timings: a minimum, as interference from other
+        work only ever slows a chunk down; of the same number of timings for every size, as a minimum over more
+        timings is lower by luck alone and would lock in whichever size ran most; the last ones, so the machine's
+        drift shows."""
+        last = self.recent.setdefault(size, [])
+        last.append(seconds_per_sample)
+        del last[:-TIMINGS_COMPARED]
+        self.per_sample[size] = min(last)
         self.times_measured[size] = self.times_measured.get(size, 0) + 1
 
     def best(self) -> int | None:

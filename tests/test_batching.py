@@ -45,6 +45,16 @@ def test_retiming_until_every_close_size_was_timed_twice():
     assert p.per_sample[4] == 1.9 and p.times_measured[4] == 2
 
 
+def test_sizes_compared_on_equal_numbers_of_recent_timings():
+    p = Profile()
+    p.record(8, 0.90)  # one lucky chunk long ago...
+    for _ in range(10):
+        p.record(8, 1.20)  # ...then the machine is what it is
+    p.record(4, 1.10), p.record(4, 1.15)
+    assert p.per_sample[8] == 1.20 and p.per_sample[4] == 1.10
+    assert p.best() == 4  # a minimum over 11 timings would have kept 8 for good
+
+
 class FakeMachine:
     """Per-sample cost by chunk size; the first chunks of a fresh process run `warmup[i]` times slower (as on a
     real CPU: allocator growth, kernel selection)."""
