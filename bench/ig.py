@@ -11,7 +11,7 @@ The best batch sizes (floor, Captum) are chosen in selection rounds and then tim
 rounds as ours: the minimum of the very figures a best size was picked by is biased low (with 7 sizes there are
 7 times as many chances of a lucky timing), which on a noisy machine is as large as the differences measured.
 
-    python bench/ig.py            # 2 selection rounds, then 3 evaluation rounds
+    python bench/ig.py            # 2 selection rounds, then 5 evaluation rounds (about 15 min on 2 vCPUs)
     python bench/ig.py --quick    # 1 round, 16 steps, 112 px, fewer batch sizes: a smoke run
 """
 from __future__ import annotations
@@ -77,10 +77,13 @@ def bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes, target=
     def keep(key, seconds):
         best[key] = min(best.get(key, float("inf")), seconds)
 
+    chunks = []  # the warm calls' chunk sizes
     for r in range(rounds):
         forget_profiles()
         keep("ours cold", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps)))
-        keep("ours warm", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps)))
+        warm = []
+        keep("ours warm", timed(lambda: warm.append(explain(bundle, x, target, "integrated_gradients", steps=steps))))
+        chunks.append(warm[0].extras["chunk_sizes"])
         keep("ours no trace", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps,
                                                     trace=False)))
         keep("floor", floor(floor_b))
@@ -89,6 +92,7 @@ def bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes, target=
         print(f"  {name}: evaluation round {r + 1}/{rounds} done", flush=True)
     print(f"  evaluation (floor @{floor_b}, Captum best @{captum_b}): "
           + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
+    print(f"  ours warm, chunk sizes per round: {chunks}", flush=True)
     return dict(best, floor_b=floor_b, captum_b=captum_b)
 
 
@@ -101,7 +105,7 @@ def main():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)) if args.device == "cpu" else torch.get_num_threads())
     steps = 16 if args.quick else 50
     side = 112 if args.quick else 224
-    rounds = args.rounds or (1 if args.quick else 3)
+    rounds = args.rounds or (1 if args.quick else 5)
     selection_rounds = 1 if args.quick else 2
     sizes = [1, 4, 16] if args.quick else [1, 2, 4, 8, 16, 25, 50]
     sizes = [b for b in sizes if b <= steps]
