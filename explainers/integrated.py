@@ -8,6 +8,8 @@ already computed, so no extra forward or backward).
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 import torch
 
@@ -62,8 +64,11 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
     total = torch.zeros_like(x[0])
     n = len(alphas)
     parts: dict[str, list[torch.Tensor]] = {"logits": [], "probabilities": [], "grad_mean_abs": [], "integrand": []}
-    keep = set(grad_map_nodes(n).tolist()) if with_trace else set()
-    maps: dict[int, torch.Tensor] = {}
+    # Which nodes keep a gradient map: a device index made before any work is queued (building one per chunk
+    # from a Python list is a host-to-device copy, which on CUDA waits for the queued forward+backward).
+    keep = grad_map_nodes(n).tolist() if with_trace else []
+    keep_t = torch.as_tensor(keep, dtype=torch.long, device=x.device)
+    maps: list[torch.Tensor] = []
     ends: dict[float, torch.Tensor] = {}
     fold_ends = x.device.type in FOLD_ENDPOINTS_ON
 
@@ -90,15 +95,15 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
             parts["probabilities"].append(torch.softmax(logits, 1)[:, target])
             parts["grad_mean_abs"].append(flat.abs().mean(1))
             parts["integrand"].append(flat @ diff.flatten())
-            rows = sorted(keep.intersection(range(start, stop)))
-            if rows:
-                for k, m in zip(rows, grads[[k - start for k in rows]].sum(1)):
-                    maps[k] = m
+            first, last = bisect_left(keep, start), bisect_left(keep, stop)
+            if last > first:
+                rows = grads if last - first == size else grads.index_select(0, keep_t[first:last] - start)
+                maps.append(rows.sum(1))
 
     chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="integrated gradients")
     record = {key: torch.cat(v) for key, v in parts.items() if v}
     if maps:
-        record["grad_maps"] = torch.stack([maps[k] for k in sorted(maps)])
+        record["grad_maps"] = torch.cat(maps)
     if ends:
         record["ends"] = torch.stack([ends[0.0], ends[1.0]])
     return total, record, chunks
