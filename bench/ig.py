@@ -44,6 +44,11 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def device_allocations() -> int:
+    """cudaMalloc calls so far (-1 off CUDA): a call that grows the allocator's cache pays for it."""
+    return torch.cuda.memory_stats().get("num_device_alloc", -1) if torch.cuda.is_available() else -1
+
+
 def fwd_bwd_pass(model, x, batch, steps, target) -> int:
     """ceil(steps / batch) forward+backward passes of `batch` samples; returns the number of samples."""
     batches = -(-steps // batch)
@@ -93,15 +98,20 @@ def bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes, target=
         forget_profiles()
         keep("ours cold", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps)))
         warm = []
-        keep("ours warm", timed(lambda: warm.append(explain(bundle, x, target, "integrated_gradients", steps=steps))))
+        before = device_allocations()
+        warm_s = timed(lambda: warm.append(explain(bundle, x, target, "integrated_gradients", steps=steps)))
+        allocs = device_allocations() - before if before >= 0 else None
+        keep("ours warm", warm_s)
         chunks.append(warm[0].extras["chunk_sizes"])
-        keep("ours no trace", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps,
-                                                    trace=False)))
+        no_trace_s = timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps, trace=False))
+        keep("ours no trace", no_trace_s)
         keep("floor", floor(floor_b))
         for who in contenders:
             keep(f"{who} default", captum_at(None, who))
             keep(f"{who} best", captum_at(best_b[who], who))
-        print(f"  {name}: evaluation round {r + 1}/{rounds} done", flush=True)
+        print(f"  {name}: evaluation round {r + 1}/{rounds}: ours warm {warm_s:.4f}s"
+              + (f" ({allocs} new device allocations)" if allocs is not None else "") + f", no trace {no_trace_s:.4f}s",
+              flush=True)
     print(f"  evaluation (floor @{floor_b}, best sizes {best_b}): "
           + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()), flush=True)  # kept if a later model is cut short
     print(f"  ours warm, chunk sizes per round: {chunks}", flush=True)
