@@ -16,6 +16,7 @@ rounds as ours: the minimum of the very figures a best size was picked by is bia
 
     python bench/ig.py            # 2 selection rounds, then 5 evaluation rounds (about 15 min on 2 vCPUs)
     python bench/ig.py --quick    # 1 round, 16 steps, 112 px, fewer batch sizes: a smoke run
+    python bench/ig.py --keep-freed-memory   # the whole run with the app's allocator setting
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from captum.attr import IntegratedGradients  # noqa: E402
 from explainers import explain  # noqa: E402
 from explainers.batching import forget_profiles  # noqa: E402
 from models import load_model, wrap  # noqa: E402
+from models.host_memory import keep_freed_memory  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -123,7 +125,10 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="run as the app and the CLI do: glibc keeps freed memory (models/host_memory.py), for all")
     args = ap.parse_args()
+    kept = keep_freed_memory() if args.keep_freed_memory else False
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)) if args.device == "cpu" else torch.get_num_threads())
     steps = 16 if args.quick else 50
     side = 112 if args.quick else 224
@@ -139,7 +144,8 @@ def main():
               ("ResNet-50", wrap(r50.to(args.device), target_layer=r50.layer4, classifier=r50.fc, name="resnet50"))]
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(args.device)
     print(f"IG, {steps} Gauss–Legendre steps, {side} px, device {args.device}, torch threads {torch.get_num_threads()}, "
-          f"{selection_rounds} selection + {rounds} evaluation round(s), min over rounds", flush=True)
+          f"{selection_rounds} selection + {rounds} evaluation round(s), min over rounds, "
+          f"freed host memory {'kept (glibc)' if kept else 'returned (default)'}", flush=True)
     rows = [(name, bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes)) for name, bundle in models]
     print()
     print(f"{'model':20} {'ours warm':>9} {'ours cold':>9} {'no trace':>9} {'floor':>13} {'Captum dflt':>11} "

@@ -1,6 +1,6 @@
 """Peak memory of Integrated Gradients with 256 steps on ResNet-50 (weights=None). Target: peak RSS ≤ 2.5 GB.
 
-    python bench/rss.py [--device cpu|cuda] [--steps 256] [--captum-batch 32]
+    python bench/rss.py [--device cpu|cuda] [--steps 256] [--captum-batch 32] [--keep-freed-memory]
 
 Each measurement runs in a fresh child process, so one run's allocator caches do not hide the next one's peak.
 The child loads the model, runs one forward+backward (the process's resting size: torch, weights, one graph),
@@ -34,8 +34,12 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def child(impl: str, device_name: str, steps: int, batch: int) -> dict:
+def child(impl: str, device_name: str, steps: int, batch: int, keep_freed: bool) -> dict:
     sys.path.insert(0, str(ROOT))
+    if keep_freed:
+        from models.host_memory import keep_freed_memory
+
+        keep_freed_memory()
     import torch
     import torchvision
 
@@ -72,9 +76,10 @@ def child(impl: str, device_name: str, steps: int, batch: int) -> dict:
             "seconds": seconds, "delta": delta}
 
 
-def measure(impl: str, device: str, steps: int, batch: int) -> dict:
+def measure(impl: str, device: str, steps: int, batch: int, keep_freed: bool) -> dict:
     run = subprocess.run([sys.executable, __file__, "--child", impl, "--device", device, "--steps", str(steps),
-                          "--captum-batch", str(batch)], capture_output=True, text=True, cwd=ROOT)
+                          "--captum-batch", str(batch)] + ["--keep-freed-memory"] * keep_freed,
+                         capture_output=True, text=True, cwd=ROOT)
     if run.returncode != 0:
         raise SystemExit(f"{impl} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -87,18 +92,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--captum-batch", type=int, default=0, help="also measure Captum IG with this batch")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="as the app and the CLI run: glibc keeps freed memory (models/host_memory.py)")
     parser.add_argument("--child", choices=["ours", "captum"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    keep = args.keep_freed_memory
     if args.child:
-        print(json.dumps(child(args.child, args.device, args.steps, args.captum_batch)))
+        print(json.dumps(child(args.child, args.device, args.steps, args.captum_batch, keep)))
         return
-    print(f"IG on ResNet-50 (weights=None), 224x224, {args.steps} steps, device={args.device}")
+    print(f"IG on ResNet-50 (weights=None), 224x224, {args.steps} steps, device={args.device}, "
+          f"freed host memory {'kept (glibc)' if keep else 'returned (default)'}")
     header = f"{'implementation':22s} {'rest RSS GB':>11s} {'peak RSS GB':>11s} {'IG adds GB':>10s} {'GPU peak GB':>11s} {'seconds':>8s}"
     print(header)
     print("-" * len(header))
-    rows = [("ours (auto batch)", measure("ours", args.device, args.steps, 0))]
+    rows = [("ours (auto batch)", measure("ours", args.device, args.steps, 0, keep))]
     if args.captum_batch:
-        rows.append((f"captum (batch {args.captum_batch})", measure("captum", args.device, args.steps, args.captum_batch)))
+        rows.append((f"captum (batch {args.captum_batch})", measure("captum", args.device, args.steps, args.captum_batch, keep)))
     gb = 2**30
     for label, r in rows:
         gpu = f"{r['gpu_peak'] / gb:11.2f}" if r["gpu_peak"] is not None else f"{'-':>11s}"
