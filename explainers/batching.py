@@ -136,7 +136,8 @@ def next_chunk(profile: Profile, remaining: int, cap: int) -> int:
     """Chunk size for the next chunk: explore upwards (doubling) while the largest size tried is the fastest,
     else re-time a size that is worth it (Profile.worth_retiming), else the best size, spread evenly over what
     remains. An exploring chunk that would leave less than half its size behind takes the rest (a small tail
-    costs nearly a whole chunk on a GPU, where time hardly grows with the batch)."""
+    costs nearly a whole chunk on a GPU, where time hardly grows with the batch), or, where the memory cap cuts it
+    short, is split in two rather than leave a small tail."""
     best = profile.best()
     if best is None:
         size = FIRST_CHUNK
@@ -144,6 +145,10 @@ def next_chunk(profile: Profile, remaining: int, cap: int) -> int:
         size = 2 * best
         if remaining - size < size / 2:
             size = remaining
+        if size > cap and 0 < remaining - cap < cap / 2:
+            # the memory cap would leave a small tail: two halves instead (a tail of 2 after 20 was then
+            # re-timed by the next call as a candidate, at a cost per sample 1.4x the best's)
+            size = math.ceil(remaining / 2)
     else:
         again = profile.worth_retiming(best)
         if again is not None and again <= min(remaining, cap):

@@ -14,6 +14,8 @@ def test_chunk_sizes_explore_upwards_without_a_small_tail():
     p.per_sample = {4: 1.0, 8: 0.5, 16: 0.3, 22: 0.2}  # still getting faster: explore, and take the rest
     assert next_chunk(p, 50, 1024) == 50
     assert next_chunk(p, 50, 30) == 30  # memory cap wins
+    p.per_sample = {4: 1.0, 8: 0.5, 16: 0.3}  # 32 next, but 22 remain under a cap of 20: not 20 + 2, 11 + 11
+    assert next_chunk(p, 22, 20) == 11 and next_chunk(p, 50, 20) == 20
     p.per_sample = {4: 1.0, 8: 0.5, 16: 0.6}  # 8 is best: spread evenly, no tiny last chunk
     p.times_measured = dict.fromkeys(p.per_sample, 2)
     assert next_chunk(p, 50, 1024) == 8 and next_chunk(p, 17, 1024) == 6
