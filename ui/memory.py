@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
-import sys
+
+from models.host_memory import glibc
 
 
 @functools.cache
 def _malloc_trim():
     """glibc's `malloc_trim` from the running process, or None (not Linux, not glibc, or not exported)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):  # musl and others have no such name, or no value
-            return None
-        trim = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError, ValueError):
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    libc = glibc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim
 
 
