@@ -27,9 +27,10 @@ import torch
 
 MAX_CHUNK = 1024
 FIRST_CHUNK = 4  # small: its saved activations are measured before any chunk is sized by memory
-# Saved activations per chunk on the CPU (or a quarter of free RAM): 1.5 GiB lets Lite0 (80 MB a sample) reach
-# the chunks of 16-25 where its cost per sample bottoms out, and keeps IG-256 on ResNet-50 at 2.05 GB peak RSS.
-CPU_BUDGET_BYTES = 3 << 29
+# Saved activations per chunk on the CPU (or a quarter of free RAM): IG-256 on ResNet-50 peaks at 1.67-1.71 GB RSS.
+# 1.5 GiB was tried (Lite0, 80 MB a sample, could then reach chunks of 16-20): 2.05 GB there, no gain above the
+# run-to-run noise, and two app sessions computing at once peaked no lower.
+CPU_BUDGET_BYTES = 1 << 30
 GPU_BUDGET_FRACTION = 0.5   # of the device's free memory
 # Per-sample times this close count as equal and the larger chunk wins (see Profile.best), on accelerators only:
 # there every chunk pays a fixed cost in kernel launches that timing noise hides. On a CPU the cost per sample
