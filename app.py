@@ -13,10 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `streamlit run` from
 st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/visibility:", layout="wide",
                    initial_sidebar_state="expanded")
 
-from models.host_memory import keep_freed_memory  # noqa: E402
 from ui.sidebar import render_shared_sidebar  # noqa: E402  (after set_page_config)
-
-keep_freed_memory()  # this process owns its allocator: CPU gradients 0.7-0.8x the time (models/host_memory.py)
 
 PAGES = [
     st.Page("ui/page_explore.py", title="Explore", icon=":material/image_search:", default=True),

@@ -6,11 +6,14 @@ in again (measured on 2 vCPUs: 83–106 thousand faults per EfficientNet-Lite0 c
 time in a 0.21–0.25 s chunk). With blocks up to 32 MB taken from the heap and freed memory kept, the same chunk
 runs in 0.16–0.19 s. The same page faults hit a GPU run's device-to-host copies of its results.
 
-It is process-wide, so it is for the processes this project owns (the app, the CLI; the benchmarks on request), not done
-on import: a library should not change its host's allocator. The price: resident memory stays near its peak
-after a computation (the peak itself, what bench/rss.py measures, is unchanged: 2.04 vs 2.05 GB for IG-256 on
-ResNet-50). The app hands it back once per computed explanation instead (`ui.memory`, glibc's malloc_trim):
-chunks within one explanation reuse their pages, and the server's RSS still falls between explanations.
+It is process-wide, so it is for processes this project owns, not done on import: a library should not change
+its host's allocator. The CLI sets it; the benchmarks on request. The app does not: measured with
+bench/load.py (2 sessions, then 30 uploads, two runs each way) it saved nothing per upload (2.2-2.4 s either
+way) while the server's peak RSS rose (2.31 / 3.01 GiB against 2.05 / 2.39 GiB). The likely reason, not
+measured: the app computes in Streamlit's script threads, and glibc's per-thread arenas give back a heap that
+is wholly free whatever the thresholds; the app also trims after each explanation (ui/memory.py). The price
+where it is set: resident memory stays near its peak after a computation (the peak of IG-256 on ResNet-50,
+bench/rss.py, is unchanged: 1.67 vs 1.71 GB).
 """
 from __future__ import annotations
 
