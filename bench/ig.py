@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--keep-freed-memory", action="store_true",
-                    help="run as the app and the CLI do: glibc keeps freed memory (models/host_memory.py), for all")
+                    help="run as the CLI does: glibc keeps freed memory (models/host_memory.py), for all")
     args = ap.parse_args()
     kept = keep_freed_memory() if args.keep_freed_memory else False
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)) if args.device == "cpu" else torch.get_num_threads())

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=256)
     parser.add_argument("--captum-batch", type=int, default=0, help="also measure Captum IG with this batch")
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="as the app and the CLI run: glibc keeps freed memory (models/host_memory.py)")
+                        help="as the CLI runs: glibc keeps freed memory (models/host_memory.py)")
     parser.add_argument("--child", choices=["ours", "captum"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     keep = args.keep_freed_memory

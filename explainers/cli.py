@@ -200,9 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from explainers import list_methods
     from models import DEFAULT_MODEL, ModelUnavailable, load_model
-    from models.host_memory import keep_freed_memory
-
-    keep_freed_memory()  # the CLI owns its process (see models/host_memory.py)
 
     known = [m.id for m in list_methods()]
     methods = known if args.methods == ["all"] else (args.methods or [m for m in DEFAULT_METHODS if m in known])
