@@ -48,6 +48,8 @@ RUN mkdir -p "${TORCH_HOME}" \
 # App code stays root-owned (read-only for the app user); .streamlit/ carries the server config.
 COPY .streamlit/ ./.streamlit/
 COPY explainers/ ./explainers/
+COPY presentation/ ./presentation/
+COPY teaching/ ./teaching/
 COPY ui/ ./ui/
 COPY assets/ ./assets/
 COPY app.py ./

@@ -3,8 +3,9 @@
     from explainers import explain, list_methods
     exp = explain(bundle, x, target=281, method="integrated_gradients", steps=64)
 """
-from .base import (Explanation, IGTrace, MethodInfo, NotApplicable, explain, list_methods, method_info,
-                   model_untouched, normalize_map)
+from .api import explain
+from .base import Explanation, IGTrace, MethodInfo, NotApplicable, model_untouched, normalize_map
+from .registry import list_methods, method_info
 
 # Importing a method module registers its methods; the order here is the order the app lists them in.
 from . import cam, gradients, guided, integrated, expected, deeplift  # noqa: E402,F401

@@ -1,14 +1,13 @@
-"""What every explainer shares: the result type, the registry, and the rules for touching a shared model.
+"""What every explainer shares: the result types, the rules for touching a shared model, array helpers.
 
-A method is a plain function `fn(bundle, x, target, progress=None, **options) -> Explanation` registered with
-`@register(...)`. `explain()` validates the request, times the call and enforces the sharing rules, so the
-method functions stay small.
+A method is a plain function `fn(bundle, x, target, progress=None, **options) -> MethodResult` registered with
+`registry.register(...)`; `api.explain()` validates the request, times the call, enforces the sharing rules and
+turns the result into an `Explanation`, so the method functions stay small.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -40,7 +39,18 @@ class IGTrace:
 
 
 @dataclass
+class MethodResult:
+    """What a method function returns; `explain()` adds which method, which class and how long it took."""
+    attribution: np.ndarray
+    heatmap: np.ndarray
+    delta: float | None = None
+    trace: IGTrace | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Explanation:
+    """A method's result for one class, with which method made it and how long it took (what `explain` returns)."""
     method: str
     target: int
     attribution: np.ndarray
@@ -49,6 +59,37 @@ class Explanation:
     trace: IGTrace | None = None
     seconds: float = 0.0
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: MethodResult, method: str, target: int, seconds: float) -> "Explanation":
+        return cls(method, target, result.attribution, result.heatmap, result.delta, result.trace, seconds,
+                   result.extras)
+
+    def completeness(self) -> "Completeness | None":
+        """How well Σ attribution matches F(x) − F(x') (None for methods that make no such promise)."""
+        return completeness(self)
+
+
+@dataclass(frozen=True)
+class Completeness:
+    sum_attribution: float
+    output_change: float   # F(x) − F(x'), i.e. Σ attribution − delta
+    delta: float
+    relative_error: float  # see relative_error()
+
+
+def relative_error(error: float, change: float) -> float:
+    """|error| / |ΔF|: the one convention for completeness errors. When ΔF is 0 there is nothing to be relative
+    to, and the absolute error is returned."""
+    return abs(error) / abs(change) if change != 0 else abs(error)
+
+
+def completeness(result: MethodResult | Explanation) -> Completeness | None:
+    if result.delta is None:
+        return None
+    total = float(np.sum(result.attribution, dtype=np.float64))
+    change = total - float(result.delta)
+    return Completeness(total, change, float(result.delta), relative_error(float(result.delta), change))
 
 
 @dataclass(frozen=True)
@@ -66,60 +107,6 @@ class MethodInfo:
         if self.needs_classifier and getattr(bundle, "classifier", None) is None:
             return f"{self.title} needs a global-average-pool → Linear head: {bundle.cam_unavailable_reason}"
         return None
-
-
-_REGISTRY: dict[str, tuple[MethodInfo, Callable[..., Explanation]]] = {}
-
-
-def register(id: str, title: str, family: str, *, options: dict | None = None, needs_classifier: bool = False,
-             needs_layer: bool = False, smoothable: bool | None = None):
-    """Decorator adding a method function to the registry under `id`."""
-    info = MethodInfo(id, title, family, dict(options or {}), needs_classifier, needs_layer,
-                      family in ("gradient", "path") if smoothable is None else smoothable)
-
-    def decorate(fn: Callable[..., Explanation]):
-        _REGISTRY[id] = (info, fn)
-        return fn
-    return decorate
-
-
-def list_methods() -> list[MethodInfo]:
-    return [info for info, _ in _REGISTRY.values()]
-
-
-def method_info(method: str) -> MethodInfo:
-    if method not in _REGISTRY:
-        raise KeyError(f"Unknown method '{method}'. Known: {', '.join(_REGISTRY)}")
-    return _REGISTRY[method][0]
-
-
-def explain(bundle, x: torch.Tensor, target: int, method: str = "grad_cam", *, progress: Progress | None = None,
-            **options) -> Explanation:
-    """Explain `bundle.model`'s logit for class `target` at input `x` (a `(1, 3, H, W)` tensor)."""
-    info = method_info(method)
-    fn = _REGISTRY[method][1]
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
-        raise ValueError(f"x must be a (1, 3, H, W) tensor from bundle.preprocess, got {tuple(getattr(x, 'shape', ()))}")
-    target = int(target)
-    if not 0 <= target < bundle.num_classes:
-        raise ValueError(f"Class {target} is out of range: this model has classes 0 to {bundle.num_classes - 1}.")
-    reason = info.applicable(bundle)
-    if reason:
-        raise NotApplicable(reason)
-    smooth = options.pop("smooth", None)
-    if smooth and not info.smoothable:
-        raise ValueError(f"{info.title} does not take smooth= (only gradient and path methods do).")
-    x = x.detach().to(bundle.device)
-    start = time.perf_counter()
-    with model_untouched(bundle.model):
-        if smooth:
-            from .smoothing import smoothed
-            result = smoothed(fn, bundle, x, target, smooth, progress=progress, **options)
-        else:
-            result = fn(bundle, x, target, progress=progress, **options)
-    result.seconds = time.perf_counter() - start
-    result.method, result.target = method, target
-    return result
 
 
 # ---------------------------------------------------------------- sharing rules
@@ -167,14 +154,6 @@ def capture_output(layer: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
-def target_logits(model: torch.nn.Module, x: torch.Tensor, target: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward `x` and return (all logits, the target logit per sample)."""
-    logits = model(x)
-    if isinstance(target, int):
-        return logits, logits[:, target]
-    return logits, logits.gather(1, target.view(-1, 1)).squeeze(1)
-
-
 # ---------------------------------------------------------------- array helpers
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -203,19 +182,19 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return out
 
 
-def pixel_explanation(attribution: torch.Tensor | np.ndarray, **kw) -> Explanation:
-    """An Explanation for a pixel-space `(3, H, W)` attribution; the heatmap sums it over channels."""
+def pixel_result(attribution: torch.Tensor | np.ndarray, **kw) -> MethodResult:
+    """The result for a pixel-space `(3, H, W)` attribution; the heatmap sums it over channels."""
     if isinstance(attribution, torch.Tensor):
         attribution = to_numpy(attribution)
     if attribution.ndim == 4:
         attribution = attribution[0]
-    return Explanation(method="", target=-1, attribution=attribution, heatmap=attribution.sum(0), **kw)
+    return MethodResult(attribution=attribution, heatmap=attribution.sum(0), **kw)
 
 
-def cam_explanation(cam: torch.Tensor, input_size: tuple[int, int], **kw) -> Explanation:
-    """An Explanation for a layer-resolution `(h, w)` map; the heatmap is its bilinear upsampling."""
+def cam_result(cam: torch.Tensor, input_size: tuple[int, int], **kw) -> MethodResult:
+    """The result for a layer-resolution `(h, w)` map; the heatmap is its bilinear upsampling."""
     cam = cam.detach().float()
-    return Explanation(method="", target=-1, attribution=to_numpy(cam), heatmap=to_numpy(upsample(cam, input_size)), **kw)
+    return MethodResult(attribution=to_numpy(cam), heatmap=to_numpy(upsample(cam, input_size)), **kw)
 
 
 def normalize_map(a: np.ndarray) -> np.ndarray:

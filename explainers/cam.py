@@ -1,20 +1,22 @@
 """The CAM family: maps at a convolutional layer's resolution, weighted by what the class score says of them.
 
-With A the layer's activations (C, h, w) and g = ∂logit_target/∂A:
-    cam         Σ_c w_target,c · act(A)_c         w: the final Linear's weights (Zhou et al. 2016), no ReLU
-    grad_cam    ReLU(Σ_c mean(g_c) · A_c)                                       (Selvaraju et al. 2017)
-    grad_cam_pp ReLU(Σ_c (Σ_ij α_cij ReLU(g_cij)) · A_c),
-                α = g² / (2g² + Σ_ab A_cab · g³)  (exp-score closed form)      (Chattopadhay et al. 2018)
-    hires_cam   ReLU(Σ_c g_c ⊙ A_c)                                             (Draelos & Carin 2020)
-    layer_cam   ReLU(Σ_c ReLU(g_c) ⊙ A_c)                                       (Jiang et al. 2021)
-    score_cam   ReLU(Σ_c p_target(x ⊙ norm(up(A_c))) · A_c), no gradients       (Wang et al. 2020)
+A CAM method is only its weights: with A the layer's activations (C, h, w) and g = ∂logit_target/∂A, each method
+says how w is made, and `combine` forms Σ_c w_c ⊙ A_c (w per channel, or per channel and location) and applies
+the method's ReLU:
+    cam         w_c = W_target,c (the final Linear's weights), on act(A); no ReLU    (Zhou et al. 2016)
+    grad_cam    w_c = mean(g_c)                                                      (Selvaraju et al. 2017)
+    grad_cam_pp w_c = Σ_ij α_cij ReLU(g_cij), α = g² / (2g² + Σ_ab A_cab · g³)       (Chattopadhay et al. 2018)
+    hires_cam   w_cij = g_cij                                                        (Draelos & Carin 2020)
+    layer_cam   w_cij = ReLU(g_cij)                                                  (Jiang et al. 2021)
+    score_cam   w_c = p_target(x ⊙ norm(up(A_c))), no gradients                      (Wang et al. 2020)
 Gradients are taken with `torch.autograd.grad` w.r.t. the captured activation, so parameters never get `.grad`.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import NotApplicable, cam_explanation, capture_output, register, to_numpy, upsample
+from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample
+from .registry import register
 
 
 def resolve_layer(bundle, layer) -> torch.nn.Module:
@@ -37,6 +39,14 @@ def _feature_map(outputs: list[torch.Tensor], layer) -> torch.Tensor:
     return activation
 
 
+def activations(bundle, x: torch.Tensor, layer=None) -> torch.Tensor:
+    """The layer's activations (N, C, h, w) for a batch `x`, without gradients."""
+    layer = resolve_layer(bundle, layer)
+    with torch.no_grad(), capture_output(layer) as outputs:
+        bundle.model(x)
+        return _feature_map(outputs, layer).detach()
+
+
 def activations_and_gradients(bundle, x: torch.Tensor, target: int, layer=None):
     """(A, ∂logit/∂A, logits) for a batch `x`, A captured at `layer` (default: the bundle's target layer)."""
     layer = resolve_layer(bundle, layer)
@@ -48,20 +58,64 @@ def activations_and_gradients(bundle, x: torch.Tensor, target: int, layer=None):
     return activation.detach(), grad.detach(), logits.detach()
 
 
-def grad_cam_map(bundle, x, target, layer=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grad-CAM (h, w) for the first sample and its channel weights (C,)."""
+def weighted_sum(weights: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """Σ_c w_c ⊙ A_c for one sample's (C, h, w) activations; `weights` is (C,) or (C, h, w)."""
+    if weights.dim() == 1:
+        return torch.einsum("c,chw->hw", weights, A)
+    return (weights * A).sum(0)
+
+
+def combine(weights: torch.Tensor, A: torch.Tensor, size: tuple[int, int], *, relu: bool = True) -> MethodResult:
+    """The CAM result for `weights` on one sample's activations `A`; per-channel weights are kept in extras."""
+    cam_map = weighted_sum(weights, A)
+    result = cam_result(torch.relu(cam_map) if relu else cam_map, size)
+    if weights.dim() == 1:
+        result.extras["channel_weights"] = to_numpy(weights)
+    return result
+
+
+def grad_cam_map(bundle, x, target, layer=None) -> torch.Tensor:
+    """Grad-CAM (h, w) for the first sample (Guided Grad-CAM multiplies guided backprop by it)."""
     A, g, _ = activations_and_gradients(bundle, x, target, layer)
-    weights = g[0].mean(dim=(1, 2))
-    return torch.relu(torch.einsum("c,chw->hw", weights, A[0])), weights
+    return torch.relu(weighted_sum(grad_cam_weights(A[0], g[0]), A[0]))
 
 
 def _size(x) -> tuple[int, int]:
     return tuple(x.shape[-2:])
 
 
-def _with_weights(result, weights: torch.Tensor):
-    result.extras["channel_weights"] = to_numpy(weights)
-    return result
+def gradient_cam(id: str, title: str, weights_of, *, options: dict | None = None):
+    """Register a CAM whose weights come from the activations and their gradient: `weights_of(A, g, **options)`."""
+    @register(id, title, "cam", needs_layer=True, options=options)
+    def method(bundle, x, target, progress=None, layer=None, **opts):
+        A, g, _ = activations_and_gradients(bundle, x, target, layer)
+        return combine(weights_of(A[0], g[0], **{k: v for k, v in opts.items() if k in (options or {})}), A[0],
+                       _size(x))
+    method.__name__ = id
+    return method
+
+
+def grad_cam_weights(A, g):
+    return g.mean(dim=(1, 2))
+
+
+def grad_cam_pp_weights(A, g, eps: float = 0.0):
+    """`eps` is added to α's denominator. 0 is the paper; pytorch-grad-cam adds 1e-6, which matters: gradients
+    of a logit w.r.t. a 7×7×1280 map are ~1e-3, so 2g² is ~1e-6 too. With ReLU-family activations (Σ A ≥ 0)
+    the denominator of every g > 0 term is ≥ 2g² > 0, so no eps is needed for stability."""
+    g2 = g * g
+    denominator = 2 * g2 + A.sum(dim=(1, 2), keepdim=True) * g2 * g + float(eps)
+    # α is 0 where the gradient is 0 (there the paper's 0/0 has no meaning and the term drops out).
+    alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
+    return (alpha * torch.relu(g)).sum(dim=(1, 2))
+
+
+def hires_cam_weights(A, g):
+    return g
+
+
+def layer_cam_weights(A, g):
+    return torch.relu(g)
 
 
 @register("cam", "CAM", "cam", needs_classifier=True, needs_layer=True)
@@ -69,51 +123,19 @@ def cam(bundle, x, target, progress=None, layer=None, **_):
     classifier = bundle.classifier
     if classifier is None:
         raise NotApplicable(f"CAM needs a global-average-pool → Linear head: {bundle.cam_unavailable_reason}")
-    layer = resolve_layer(bundle, layer)
-    with torch.no_grad(), capture_output(layer) as outputs:
-        bundle.model(x)
-        A = _feature_map(outputs, layer)[0]
-        if bundle.pooled_activation is not None:  # the head pools act(A) (DenseNet: F.relu), so CAM weighs that
-            A = bundle.pooled_activation(A)
+    A = activations(bundle, x, layer)[0]
+    if bundle.pooled_activation is not None:  # the head pools act(A) (DenseNet: F.relu), so CAM weighs that
+        A = bundle.pooled_activation(A)
     if A.shape[0] != classifier.in_features:
         raise NotApplicable(f"CAM needs the pooled layer's {A.shape[0]} channels to feed the classifier directly, "
                             f"but it takes {classifier.in_features} inputs; pick the layer the head pools.")
-    weights = classifier.weight[target].detach()
-    return _with_weights(cam_explanation(torch.einsum("c,chw->hw", weights, A), _size(x)), weights)
+    return combine(classifier.weight[target].detach(), A, _size(x), relu=False)
 
 
-@register("grad_cam", "Grad-CAM", "cam", needs_layer=True)
-def grad_cam(bundle, x, target, progress=None, layer=None, **_):
-    cam_map, weights = grad_cam_map(bundle, x, target, layer)
-    return _with_weights(cam_explanation(cam_map, _size(x)), weights)
-
-
-@register("grad_cam_pp", "Grad-CAM++", "cam", needs_layer=True)
-def grad_cam_pp(bundle, x, target, progress=None, layer=None, eps: float = 0.0, **_):
-    """`eps` is added to α's denominator. 0 is the paper; pytorch-grad-cam adds 1e-6, which matters: gradients
-    of a logit w.r.t. a 7×7×1280 map are ~1e-3, so 2g² is ~1e-6 too. With ReLU-family activations (Σ A ≥ 0)
-    the denominator of every g > 0 term is ≥ 2g² > 0, so no eps is needed for stability."""
-    A, g, _ = activations_and_gradients(bundle, x, target, layer)
-    A, g = A[0], g[0]
-    g2 = g * g
-    denominator = 2 * g2 + A.sum(dim=(1, 2), keepdim=True) * g2 * g + float(eps)
-    # α is 0 where the gradient is 0 (there the paper's 0/0 has no meaning and the term drops out).
-    alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
-    weights = (alpha * torch.relu(g)).sum(dim=(1, 2))
-    cam_map = torch.relu(torch.einsum("c,chw->hw", weights, A))
-    return _with_weights(cam_explanation(cam_map, _size(x)), weights)
-
-
-@register("hires_cam", "HiResCAM", "cam", needs_layer=True)
-def hires_cam(bundle, x, target, progress=None, layer=None, **_):
-    A, g, _ = activations_and_gradients(bundle, x, target, layer)
-    return cam_explanation(torch.relu((g[0] * A[0]).sum(0)), _size(x))
-
-
-@register("layer_cam", "LayerCAM", "cam", needs_layer=True)
-def layer_cam(bundle, x, target, progress=None, layer=None, **_):
-    A, g, _ = activations_and_gradients(bundle, x, target, layer)
-    return cam_explanation(torch.relu((torch.relu(g[0]) * A[0]).sum(0)), _size(x))
+grad_cam = gradient_cam("grad_cam", "Grad-CAM", grad_cam_weights)
+grad_cam_pp = gradient_cam("grad_cam_pp", "Grad-CAM++", grad_cam_pp_weights, options={"eps": 0.0})
+hires_cam = gradient_cam("hires_cam", "HiResCAM", hires_cam_weights)
+layer_cam = gradient_cam("layer_cam", "LayerCAM", layer_cam_weights)
 
 
 @register("score_cam", "Score-CAM", "cam", options={"batch_size": 32}, needs_layer=True)
@@ -126,15 +148,12 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
     batch_size = int(batch_size)
     if not 1 <= batch_size <= 1024:
         raise ValueError(f"batch_size must be in 1..1024, got {batch_size}")
-    layer = resolve_layer(bundle, layer)
+    A = activations(bundle, x, layer)[0].clone()
+    flat = A.flatten(1)
+    informative = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
+    weights = torch.zeros(A.shape[0], device=A.device, dtype=A.dtype)
+    total = max(1, len(informative))
     with torch.no_grad():
-        with capture_output(layer) as outputs:
-            bundle.model(x)
-        A = _feature_map(outputs, layer)[0].detach().clone()
-        flat = A.flatten(1)
-        informative = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
-        weights = torch.zeros(A.shape[0], device=A.device, dtype=A.dtype)
-        total = max(1, len(informative))
         for start in range(0, len(informative), batch_size):
             channels = informative[start:start + batch_size]
             m = upsample(A[channels], _size(x))  # per batch: all of them at input size may not fit in memory
@@ -145,7 +164,6 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
             if progress is not None:
                 done = min(start + batch_size, len(informative))
                 progress(done / total, f"masked forwards {done}/{len(informative)}")
-    cam_map = torch.relu(torch.einsum("c,chw->hw", weights, A))
-    result = _with_weights(cam_explanation(cam_map, _size(x)), weights)
+    result = combine(weights, A, _size(x))
     result.extras["forwards"] = int(len(informative)) + 1
     return result

@@ -11,6 +11,7 @@ that cannot run is reported and skipped; the exit code is non-zero only when not
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .render import overlay
+from presentation.overlay import overlay
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 DEFAULT_METHODS = ["grad_cam", "saliency", "integrated_gradients"]
@@ -127,10 +128,8 @@ def render_overlay(bundle, x, exp) -> np.ndarray:
 
 def write_convergence_html(trace, path: Path, title: str) -> bool:
     """IG's convergence figures (the app's own) in one self-contained HTML file; False if none could be made."""
-    try:
-        from .figures import ig_convergence_figure, steps_error_figure
-    except ImportError:
-        return False
+    from presentation.figures import ig_convergence_figure, steps_error_figure
+
     parts = [ig_convergence_figure(trace, title=title).to_html(full_html=False, include_plotlyjs=True)]
     if trace.steps_error:
         parts.append(steps_error_figure(trace.steps_error, chosen=len(trace.alphas)).to_html(
@@ -142,12 +141,8 @@ def write_convergence_html(trace, path: Path, title: str) -> bool:
 
 def completeness(exp) -> dict:
     """delta = Σ attribution − ΔF as reported by the method, and the error relative to ΔF."""
-    if exp.delta is None:
-        return {}
-    total = float(np.sum(exp.attribution, dtype=np.float64))
-    change = total - float(exp.delta)
-    return {"sum_attribution": total, "output_change": change, "delta": float(exp.delta),
-            "relative_error": abs(float(exp.delta)) / abs(change) if change else None}
+    check = exp.completeness()
+    return {} if check is None else dataclasses.asdict(check)
 
 
 def explain_image(path: Path, bundle, methods: list[str], args, out: Path, progress: ProgressLine) -> dict:

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .base import Progress, pixel_explanation, register, to_numpy
+from .base import Progress, pixel_result, to_numpy
+from .registry import register
 from .baselines import make_baseline
 
 EPS = 1e-7  # |Δz| below this: use the derivative (Δy/Δz would be 0/0 or noise)
@@ -114,7 +115,7 @@ def deeplift(bundle, x, target, progress: Progress | None = None, baseline="blac
     multipliers, logits = deeplift_multipliers(bundle.model, x, x_base, target)
     attribution = ((x - x_base) * multipliers)[0]
     change = float(logits[0] - logits[1])
-    exp = pixel_explanation(attribution, delta=float(attribution.double().sum()) - change)
+    exp = pixel_result(attribution, delta=float(attribution.double().sum()) - change)
     exp.extras.update(baseline=to_numpy(x_base[0]), endpoint_logits=(float(logits[1]), float(logits[0])))
     if progress is not None:
         progress(1.0, "deeplift")

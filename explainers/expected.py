@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Progress, pixel_explanation, register, to_numpy
+from .base import Progress, pixel_result, to_numpy
+from .registry import register
 from .baselines import baseline_distribution
 from .batching import run_in_chunks
 from .quadrature import check_steps
@@ -56,7 +57,7 @@ def expected_gradients(bundle, x, target, progress: Progress | None = None, samp
         f_input = float(model(x)[0, target])
     expected_base = float(baseline_logits.mean())
     change = f_input - expected_base
-    exp = pixel_explanation(attribution, delta=float(attribution.double().sum()) - change)
+    exp = pixel_result(attribution, delta=float(attribution.double().sum()) - change)
     exp.extras.update(
         baseline=to_numpy(pool[index].mean(0)), alphas=to_numpy(alphas), baseline_index=index.cpu().numpy(),
         baseline_logits=baseline_logits.numpy(), sample_mass=sample_mass, chunk_sizes=chunks,

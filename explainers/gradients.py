@@ -3,14 +3,15 @@
     saliency          ∂logit_target/∂x, signed, no abs (Simonyan et al. 2014; Captum `Saliency(abs=False)`)
     input_x_gradient  x ⊙ ∂logit_target/∂x                    (Shrikumar et al. 2016)
 
-Each method also has a `.batched(bundle, xs, target)` form on (N, 3, H, W) that SmoothGrad uses, so noisy
-copies go through the model together instead of one forward and backward each.
+Each method declares a batched form on (N, 3, H, W) that SmoothGrad uses, so noisy copies go through the model
+together instead of one forward and backward each.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import pixel_explanation, register
+from .base import pixel_result
+from .registry import register
 
 
 def input_gradients(bundle, xs: torch.Tensor, target: int) -> torch.Tensor:
@@ -30,15 +31,11 @@ def _input_x_gradient_batch(bundle, xs, target, **_):
     return xs * input_gradients(bundle, xs, target)
 
 
-@register("saliency", "Saliency (gradient)", "gradient")
+@register("saliency", "Saliency (gradient)", "gradient", batched=_saliency_batch)
 def saliency(bundle, x, target, progress=None, **_):
-    return pixel_explanation(_saliency_batch(bundle, x, target))
+    return pixel_result(_saliency_batch(bundle, x, target))
 
 
-@register("input_x_gradient", "Input × gradient", "gradient")
+@register("input_x_gradient", "Input × gradient", "gradient", batched=_input_x_gradient_batch)
 def input_x_gradient(bundle, x, target, progress=None, **_):
-    return pixel_explanation(_input_x_gradient_batch(bundle, x, target))
-
-
-saliency.batched = _saliency_batch
-input_x_gradient.batched = _input_x_gradient_batch
+    return pixel_result(_input_x_gradient_batch(bundle, x, target))

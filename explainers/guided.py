@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .base import NotApplicable, pixel_explanation, register, upsample
+from .base import NotApplicable, pixel_result, upsample
+from .registry import register
 from .cam import grad_cam_map
 
 RULES = ("guided", "deconvnet")
@@ -52,9 +53,15 @@ class _RectifiedBackward(torch.autograd.Function):
         return positive, None, None, None
 
 
-def _relu_call(args, kwargs, default_inplace: bool):
-    inplace = kwargs.get("inplace", args[1] if len(args) > 1 else default_inplace)
-    return args[0], math.inf, bool(inplace)
+def _clamp_call(upper: float):
+    """Parser of relu(input, inplace) / relu6(input, inplace) calls: (input, upper bound, in place)."""
+    def parse(args, kwargs, default_inplace: bool):
+        inplace = kwargs.get("inplace", args[1] if len(args) > 1 else default_inplace)
+        return args[0], upper, bool(inplace)
+    return parse
+
+
+_relu_call, _relu6_call = _clamp_call(math.inf), _clamp_call(6.0)
 
 
 def _hardtanh_call(args, kwargs, default_inplace: bool):
@@ -65,11 +72,6 @@ def _hardtanh_call(args, kwargs, default_inplace: bool):
     if lower != 0:
         return None  # a true hardtanh (e.g. [-1, 1]) is not relu-like: leave it alone
     return args[0], float(upper), bool(values.get("inplace", default_inplace))
-
-
-def _relu6_call(args, kwargs, default_inplace: bool):
-    inplace = kwargs.get("inplace", args[1] if len(args) > 1 else default_inplace)
-    return args[0], 6.0, bool(inplace)
 
 
 # func → (argument parser, whether the call is in place by default)
@@ -126,16 +128,6 @@ def rectified_gradients(bundle, xs: torch.Tensor, target: int, rule: str) -> tor
     return grad.detach()
 
 
-@register("guided_backprop", "Guided backpropagation", "gradient")
-def guided_backprop(bundle, x, target, progress=None, **_):
-    return pixel_explanation(rectified_gradients(bundle, x, target, "guided"))
-
-
-@register("deconvnet", "Deconvnet", "gradient")
-def deconvnet(bundle, x, target, progress=None, **_):
-    return pixel_explanation(rectified_gradients(bundle, x, target, "deconvnet"))
-
-
 def _guided_batch(bundle, xs, target, **_):
     return rectified_gradients(bundle, xs, target, "guided")
 
@@ -144,16 +136,22 @@ def _deconvnet_batch(bundle, xs, target, **_):
     return rectified_gradients(bundle, xs, target, "deconvnet")
 
 
-guided_backprop.batched = _guided_batch  # SmoothGrad pushes noisy copies through together
-deconvnet.batched = _deconvnet_batch
+@register("guided_backprop", "Guided backpropagation", "gradient", batched=_guided_batch)
+def guided_backprop(bundle, x, target, progress=None, **_):
+    return pixel_result(_guided_batch(bundle, x, target))
+
+
+@register("deconvnet", "Deconvnet", "gradient", batched=_deconvnet_batch)
+def deconvnet(bundle, x, target, progress=None, **_):
+    return pixel_result(_deconvnet_batch(bundle, x, target))
 
 
 @register("guided_grad_cam", "Guided Grad-CAM", "gradient", needs_layer=True)
 def guided_grad_cam(bundle, x, target, progress=None, layer=None, **_):
     """Guided backprop × Grad-CAM upsampled bilinearly to the input (Selvaraju et al. 2017)."""
-    cam, _weights = grad_cam_map(bundle, x, target, layer)
+    cam = grad_cam_map(bundle, x, target, layer)
     cam_up = upsample(cam, tuple(x.shape[-2:]))
     guided = rectified_gradients(bundle, x, target, "guided")[0]
-    result = pixel_explanation(guided * cam_up)
+    result = pixel_result(guided * cam_up)
     result.extras["grad_cam"] = cam.detach().cpu().numpy()
     return result

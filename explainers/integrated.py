@@ -13,7 +13,8 @@ from bisect import bisect_left
 import numpy as np
 import torch
 
-from .base import IGTrace, Progress, pixel_explanation, register, to_host
+from .base import IGTrace, Progress, pixel_result, relative_error, to_host
+from .registry import register
 from .baselines import make_baseline
 from .batching import run_in_chunks
 from .quadrature import check_rule, check_steps, nested_weights, nodes
@@ -25,12 +26,6 @@ DEFAULT_RULE = "gauss_legendre"
 MAX_GRAD_MAPS = 64
 # Devices where F(x') and F(x) ride along in the first chunk instead of a separate forward (see path_integral).
 FOLD_ENDPOINTS_ON = frozenset({"cuda", "xpu", "mps"})
-
-
-def relative_error(estimate: float, change: float) -> float:
-    """|estimate − ΔF| / |ΔF|; the absolute error when ΔF is 0 (nothing to be relative to)."""
-    error = abs(estimate - change)
-    return error / abs(change) if change != 0 else error
 
 
 def grad_map_nodes(count: int) -> np.ndarray:
@@ -131,14 +126,14 @@ def integrated_gradients(bundle, x, target, progress: Progress | None = None, st
     ig_trace = None
     if trace:
         integrand = host["integrand"].astype(np.float64)
-        steps_error = {m: relative_error(float(np.dot(w, integrand[idx])), change)
+        steps_error = {m: relative_error(float(np.dot(w, integrand[idx])) - change, change)
                        for m, (idx, w) in nested_weights(rule, steps).items()}
         ig_trace = IGTrace(
             alphas=alphas, weights=weights, logits=logits, probabilities=host["probabilities"].astype(np.float64),
             grad_mean_abs=host["grad_mean_abs"].astype(np.float64), cumulative=np.cumsum(weights * integrand),
             steps_error=steps_error, grad_maps=host["grad_maps"], grad_map_alphas=alphas[grad_map_nodes(len(alphas))],
             endpoint_logits=(f_base, f_input), integrand=integrand)
-    exp = pixel_explanation(attribution, delta=delta, trace=ig_trace)
+    exp = pixel_result(attribution, delta=delta, trace=ig_trace)
     exp.extras.update(baseline=host["baseline"], rule=rule, steps=steps, chunk_sizes=chunks,
                       endpoint_logits=(f_base, f_input))
     return exp

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from .base import Progress, explain
+from .api import explain
+from .base import Progress
 
 FILLS = ("blur", "black", "mean")
 

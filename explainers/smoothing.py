@@ -6,16 +6,17 @@ With a_i the method's attribution of x + ε_i, ε_i ~ N(0, (σ · (max x − min
     vargrad        mean a_i² − (mean a_i)²  (Adebayo et al. 2018)
 as Captum's `NoiseTunnel` defines them. Noise is drawn from a generator seeded by `seed=` (default 0), chunk by
 chunk in the order Captum draws it with `nt_samples_batch_size=CHUNK`, so the same seed gives the same noise.
-Methods that expose `.batched(bundle, xs, target, **options)` get many noisy copies per forward/backward, in
-chunks sized by measurement and memory (`batching`); any other method (IG, DeepLIFT, ...) is called once per
-noisy copy.
+`smoothed_method(entry, smooth)` wraps a registered method as Captum's `NoiseTunnel` wraps an attribution method,
+reading what the method declares: methods registered with a batched form get many noisy copies per
+forward/backward, in chunks sized by measurement and memory (`batching`); any other (IG, DeepLIFT, ...) is called
+once per noisy copy.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .base import Explanation, cam_explanation, pixel_explanation
+from .base import MethodResult, cam_result, pixel_result
 from .batching import run_in_chunks
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -28,6 +29,9 @@ def validate(smooth) -> tuple[str, int, float]:
     if not isinstance(smooth, dict):
         raise ValueError(f"smooth= must be a dict like {{'kind': 'smoothgrad', 'samples': 16, 'sigma': 0.15}}, "
                          f"got {type(smooth).__name__}")
+    if not smooth:
+        raise ValueError("smooth={} says nothing: give at least its 'kind' (smoothgrad, smoothgrad_sq or vargrad), "
+                         "or leave smooth= out for no smoothing.")
     unknown = set(smooth) - {"kind", "samples", "sigma"}
     if unknown:
         raise ValueError(f"smooth= has unknown keys {sorted(unknown)}; expected kind, samples, sigma")
@@ -51,12 +55,22 @@ def noise_chunks(x: torch.Tensor, samples: int, stdev: float, seed: int):
         yield x.expand(n, *x.shape[1:]) + noise * stdev
 
 
-def smoothed(fn, bundle, x, target, smooth, progress=None, **options) -> Explanation:
-    """The `smooth`-kind aggregate of `fn`'s attribution over noisy copies of `x`."""
+def smoothed_method(entry, smooth):
+    """A method function that runs `entry`'s method under `smooth` (validated here, before any work)."""
+    if not entry.info.smoothable:
+        raise ValueError(f"{entry.info.title} does not take smooth= (only gradient and path methods do).")
+    validate(smooth)
+
+    def run(bundle, x, target, progress=None, **options) -> MethodResult:
+        return smoothed(entry.run, bundle, x, target, smooth, progress=progress, batched=entry.batched, **options)
+    return run
+
+
+def smoothed(fn, bundle, x, target, smooth, progress=None, batched=None, **options) -> MethodResult:
+    """The `smooth`-kind aggregate of `fn`'s attribution over noisy copies of `x` (`batched`: fn's batch form)."""
     kind, samples, sigma = validate(smooth)
     seed = options.get("seed")
     stdev = sigma * float(x.max() - x.min())
-    batched = getattr(fn, "batched", None)
     deltas = []
     sums: list[torch.Tensor] = []  # running [Σ a_i, Σ a_i²]
 
@@ -83,9 +97,9 @@ def smoothed(fn, bundle, x, target, smooth, progress=None, **options) -> Explana
     mean, mean_sq = total / samples, total_sq / samples
     aggregate = {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}[kind].float()
     if aggregate.dim() == 2:
-        result = cam_explanation(aggregate, tuple(x.shape[-2:]))
+        result = cam_result(aggregate, tuple(x.shape[-2:]))
     else:
-        result = pixel_explanation(aggregate)
+        result = pixel_result(aggregate)
     result.extras["smooth"] = {"kind": kind, "samples": samples, "sigma": sigma, "stdev": stdev}
     if deltas:  # completeness errors of the noisy copies, each against its own input; not of x
         result.extras["noisy_deltas_mean_abs"] = float(np.mean(np.abs(deltas)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from explainers import list_methods
-from explainers.cards import CARD_KEYS, card, card_ids, card_markdown
+from teaching.cards import CARD_KEYS, card, card_ids, card_markdown
 
 CONTRACT_IDS = ["cam", "grad_cam", "grad_cam_pp", "hires_cam", "layer_cam", "score_cam", "saliency",
                 "input_x_gradient", "guided_backprop", "deconvnet", "guided_grad_cam", "integrated_gradients",

@@ -1,4 +1,4 @@
-"""explainers.figures: the plotly figures the app and the CLI share (pure functions of arrays, no streamlit)."""
+"""presentation.figures: the plotly figures the app and the CLI share (pure functions of arrays, no streamlit)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +18,7 @@ def _trace(n: int = 9, *, converged: bool = True):
 
 
 def test_convergence_figure_puts_the_target_where_the_running_sum_must_end():
-    from explainers.figures import ig_convergence_figure
+    from presentation.figures import ig_convergence_figure
 
     by_name = {t.name: t for t in ig_convergence_figure(_trace()).data}
     logit = by_name["F(γ(α)) − F(x′)"]
@@ -37,7 +37,7 @@ def test_convergence_figure_puts_the_target_where_the_running_sum_must_end():
 
 
 def test_steps_error_figure_is_log_log_and_survives_a_zero_error():
-    from explainers.figures import steps_error_figure
+    from presentation.figures import steps_error_figure
 
     fig = steps_error_figure(_trace().steps_error, chosen=8)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
@@ -47,7 +47,7 @@ def test_steps_error_figure_is_log_log_and_survives_a_zero_error():
 
 
 def test_top_classes_figure_lists_the_most_probable_on_top():
-    from explainers.figures import top_classes_figure
+    from presentation.figures import top_classes_figure
 
     bar = top_classes_figure(["tabby", "tiger cat", "lynx"], [0.6, 0.3, 0.1]).data[0]
     assert list(bar.hovertext) == ["lynx", "tiger cat", "tabby"]  # plotly draws bottom-up

@@ -220,7 +220,7 @@ CONSTANT_IMAGES = {"black": (0, 0, 0), "white": (255, 255, 255), "grey": (128, 1
 def test_constant_images_give_nan_free_maps_for_every_method(tiny_bundle, colour):
     """A constant photo is a fixed point of several baselines (x = x'): 0/0 must not leak out as NaN."""
     from explainers import list_methods, normalize_map
-    from explainers.render import overlay
+    from presentation.overlay import overlay
 
     image = read_image(encode_png(Image.new("RGB", (40, 40), CONSTANT_IMAGES[colour])))
     x = tiny_bundle.preprocess(image)

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explainers import render
+from presentation import overlay as render
 
 
 def test_saturation_threshold_is_the_cumulative_mass_percentile():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from explainers import explain
-from explainers.base import _REGISTRY
+from explainers.registry import _REGISTRY
 from models import wrap
 from conftest import randn
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from explainers import explain
-from explainers.base import pixel_explanation
+from explainers.base import pixel_result as pixel_explanation
 from explainers.smoothing import smoothed
 from conftest import randn, rel_err
 

@@ -26,6 +26,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
+import explainers  # explainers.explain looked up per call: tests count and replace it
+from explainers import NotApplicable, method_info
 from models import DEFAULT_MODEL, ImageError, ModelBundle, ModelUnavailable, load_model, read_image
 from ui.memory import release_freed_memory
 
@@ -182,9 +184,8 @@ def options_key(options: dict) -> str:
 
 def method_title(method: str) -> str:
     try:
-        from explainers import method_info
         return method_info(method).title
-    except Exception:
+    except KeyError:
         return method
 
 
@@ -204,20 +205,24 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
     # A class opening the same sample at once: the first session computes, the others wait for its result
     # instead of running the same IG eight times over on the same cores.
     lock = _computation_lock(key)
-    if not lock.acquire(blocking=False):
-        with st.spinner(f"{label or method_title(method)}: another session is computing this; waiting for it…"):
-            lock.acquire()
-    computed = False
+    acquired = computed = False
     try:
+        # Acquired inside the try: a rerun that interrupts this script anywhere (StopException, RerunException)
+        # must not leave the lock held, or every later request for this result would wait forever.
+        acquired = lock.acquire(blocking=False)
+        if not acquired:
+            with st.spinner(f"{label or method_title(method)}: another session is computing this; waiting for it…"):
+                acquired = lock.acquire()
         cached = store.get(key)
         if cached is not None:
             return cached
         computed = True
         return _compute(store, key, bundle, x, target, method, options, label)
     finally:
-        lock.release()
-        with _computation_locks_guard:
-            _computation_locks.pop(key, None)  # safe: the result is stored before anyone can take a new lock
+        if acquired:
+            lock.release()
+            with _computation_locks_guard:
+                _computation_locks.pop(key, None)  # safe: the result is stored before anyone can take a new lock
         if computed:  # after the lock: sessions waiting for this result need not wait for the trim too
             release_freed_memory()
 
@@ -232,8 +237,6 @@ def _computation_lock(key: tuple) -> threading.Lock:
 
 
 def _compute(store: _LRU, key: tuple, bundle, x, target, method, options, label):
-    from explainers import NotApplicable, explain
-
     title = label or method_title(method)
     bar = st.progress(0.0, text=f"{title}: starting…")
 
@@ -241,7 +244,7 @@ def _compute(store: _LRU, key: tuple, bundle, x, target, method, options, label)
         bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{title}: {stage}")
 
     try:
-        result = explain(bundle, x, target=int(target), method=method, progress=progress, **options)
+        result = explainers.explain(bundle, x, target=int(target), method=method, progress=progress, **options)
     except NotApplicable as err:
         st.warning(f"**{title}** does not apply here: {err}", icon=":material/block:")
         return None

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explainers.figures import gradient_map_figure, ig_convergence_figure, interpolate, nearest_node, steps_error_figure
+from presentation.figures import gradient_map_figure, ig_convergence_figure, interpolate, nearest_node, steps_error_figure
 from ui.common import cached_figure
 from ui.controls import pretty_name
 

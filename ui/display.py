@@ -13,6 +13,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from presentation.overlay import list_colormaps, overlay
+from teaching.cards import card_markdown
+
 SIGNED, ABSOLUTE = "signed", "absolute"
 AUTO_CMAP = "auto"  # render's choice: diverging for signed maps, sequential for absolute ones
 
@@ -27,7 +30,6 @@ class DisplaySettings:
 
 
 def colormaps() -> list[str]:
-    from explainers.render import list_colormaps
     return [AUTO_CMAP] + list(list_colormaps())
 
 
@@ -57,8 +59,6 @@ def overlay_image(image_hw3: np.ndarray, heatmap_hw: np.ndarray, settings: Displ
     heatmap = np.asarray(heatmap_hw, dtype=np.float32)
     if not signed:
         heatmap = np.abs(heatmap)
-    from explainers.render import overlay
-
     cmap = None if settings.cmap == AUTO_CMAP else settings.cmap
     return overlay(image_hw3, heatmap, signed=signed, cmap=cmap, alpha=settings.alpha,
                    clip_percentile=settings.clip_percentile)
@@ -77,11 +77,10 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 def method_card_markdown(method: str) -> str | None:
-    """The method's card from explainers.cards, when that module and the card exist."""
+    """The method's card, if it has one."""
     try:
-        from explainers.cards import card_markdown
         return card_markdown(method)
-    except (ImportError, KeyError):
+    except KeyError:
         return None
 
 
@@ -91,9 +90,10 @@ def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, t
     blended = overlay_image(image_hw3, exp.heatmap, settings)
     st.image(blended, caption=title, width="stretch")
     facts = [f"computed in {exp.seconds:.2f} s"]
-    if exp.delta is not None:
-        relative = _relative_delta(exp)
-        facts.append(f"completeness error {exp.delta:+.3g}" + (f" ({relative:.1%} of ΔF)" if relative is not None else ""))
+    check = exp.completeness()
+    if check is not None:
+        facts.append(f"completeness error {check.delta:+.3g}"
+                     + (f" ({check.relative_error:.1%} of ΔF)" if check.output_change else ""))
     st.caption(" · ".join(facts))
     row = st.container(horizontal=True, gap="small")  # natural widths, wraps in narrow tiles
     # Callables: the files are only made when someone clicks, not on every rerun.
@@ -108,10 +108,3 @@ def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, t
         with row.popover("About", icon=":material/info:"):
             st.markdown(card)
 
-
-def _relative_delta(exp) -> float | None:
-    trace = getattr(exp, "trace", None)
-    if trace is not None and trace.endpoint_logits is not None:
-        change = trace.endpoint_logits[1] - trace.endpoint_logits[0]
-        return abs(exp.delta) / abs(change) if change else None
-    return None

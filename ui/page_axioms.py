@@ -6,11 +6,11 @@ import streamlit as st
 import torch
 
 from explainers import list_methods
-from explainers.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, SaturatingUnit, along_line, toy_bundle,
+from teaching.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, SaturatingUnit, along_line, toy_bundle,
                             toy_input, values_and_gradients)
 from ui.common import current_input, run_explain
 from ui.controls import method_controls
-from ui.teach_figures import attribution_bars_figure, function_path_figure, gradient_along_path_figure
+from presentation.lessons import attribution_bars_figure, function_path_figure, gradient_along_path_figure
 
 TOY_IG = {"steps": 128, "rule": "gauss_legendre"}  # toys are cheap: enough steps that the quadrature is exact-ish
 
@@ -167,12 +167,11 @@ requests = [("integrated_gradients", "Integrated Gradients", options("integrated
 table = []
 for method, label, options in requests:
     exp = run_explain(chosen.bundle, chosen.image_id, chosen.x, chosen.target, method, options, label=label)
-    if exp is None or exp.delta is None:
+    check = exp.completeness() if exp is not None else None
+    if check is None:
         continue
-    total = float(np.sum(exp.attribution, dtype=np.float64))
-    change = total - float(exp.delta)
-    table.append({"method": label, "Σ attribution": total, "F(x) − F(x′)": change, "error Σ − ΔF": float(exp.delta),
-                  "relative error": abs(float(exp.delta)) / max(abs(change), 1e-12)})
+    table.append({"method": label, "Σ attribution": check.sum_attribution, "F(x) − F(x′)": check.output_change,
+                  "error Σ − ΔF": check.delta, "relative error": check.relative_error})
 if table:
     st.dataframe(table, hide_index=True, key="axioms_completeness_table",
                  column_config={"relative error": st.column_config.NumberColumn(format="percent")})

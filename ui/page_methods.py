@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explainers import list_methods
-from explainers.cards import card, card_ids
+from teaching.cards import card, card_ids
 
 FAMILIES = {
     "cam": ("Class activation maps", "Weigh the feature maps of one convolutional layer: coarse, class-discriminative."),

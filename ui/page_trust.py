@@ -9,7 +9,7 @@ from explainers.metrics import FILLS, Curve, deletion_curve, insertion_curve, ra
 from ui.common import current_input, explanation_store, options_key, run_explain
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
-from ui.teach_figures import faithfulness_figure, randomization_figure
+from presentation.lessons import faithfulness_figure, randomization_figure
 
 DEFAULT_METHODS = ["saliency", "guided_backprop", "grad_cam", "integrated_gradients"]
 STAYS_SIMILAR = 0.5  # mean Spearman ρ over the cascade above which a map "ignores the model"

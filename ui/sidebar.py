@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explainers.figures import top_classes_figure
+from presentation.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,

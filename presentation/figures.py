@@ -12,10 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# Colour-blind-safe pairs (Okabe–Ito).
-BLUE, ORANGE, GREEN, VERMILION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00", "#7f7f7f"
-_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=40, b=10), font=dict(size=13),
-               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+from .style import BLUE, GREEN, GREY, LAYOUT, ORANGE, VERMILION
 
 
 def top_classes_figure(names: Sequence[str], probabilities: Sequence[float], *, height: int = 190) -> go.Figure:
@@ -26,7 +23,7 @@ def top_classes_figure(names: Sequence[str], probabilities: Sequence[float], *, 
         text=[f"{p:.1%}" for p in probabilities[::-1]], textposition="auto", hovertext=names[::-1],
         hovertemplate="%{hovertext}: %{x:.2%}<extra></extra>",
     ))
-    fig.update_layout(**{**_LAYOUT, "margin": dict(l=0, r=0, t=0, b=0)}, height=height, showlegend=False)
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=0, r=0, t=0, b=0)}, height=height, showlegend=False)
     fig.update_xaxes(range=[0, 1], tickformat=".0%", showgrid=False, visible=False)
     fig.update_yaxes(automargin=True)
     return fig
@@ -62,7 +59,7 @@ def ig_convergence_figure(trace, *, title: str | None = None) -> go.Figure:
                              line=dict(color=GREEN, width=2)), row=2, col=1, secondary_y=False)
     fig.add_trace(go.Scatter(x=alphas, y=np.asarray(trace.grad_mean_abs, dtype=float), name="mean |∇F|",
                              line=dict(color=GREY, width=2, dash="dot")), row=2, col=1, secondary_y=True)
-    fig.update_layout(**_LAYOUT, height=480, title=title, hovermode="x unified")
+    fig.update_layout(**LAYOUT, height=480, title=title, hovermode="x unified")
     fig.update_xaxes(title_text="α (0 = baseline, 1 = input)", range=[-0.02, 1.02], row=2, col=1)
     fig.update_yaxes(title_text="logit", row=1, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1.02], tickformat=".0%", row=2, col=1, secondary_y=False)
@@ -83,7 +80,7 @@ def steps_error_figure(steps_error: dict[int, float], *, chosen: int | None = No
         fig.add_trace(go.Scatter(x=[chosen], y=[max(steps_error[chosen], floor)], mode="markers", name="chosen",
                                  marker=dict(color=VERMILION, size=13, symbol="star")))
     fig.add_hline(y=0.05, line=dict(color=GREY, dash="dot"), annotation_text="5 %", annotation_position="top right")
-    fig.update_layout(**_LAYOUT, height=300, title=title, showlegend=False)
+    fig.update_layout(**LAYOUT, height=300, title=title, showlegend=False)
     fig.update_xaxes(type="log", title_text="steps", tickvals=steps, ticktext=[str(int(s)) for s in steps])
     low, high = np.log10(max(errors.min(), floor)), np.log10(max(errors.max(), floor))
     decades = 10.0 ** np.arange(np.floor(low), np.ceil(high) + 1)  # one tick per decade: 0.1 %, 1 %, 10 %...
@@ -98,7 +95,7 @@ def gradient_map_figure(grad_map: np.ndarray, *, title: str | None = None, heigh
     bound = float(np.percentile(np.abs(grad_map), 99)) or 1e-12
     fig = go.Figure(go.Heatmap(z=grad_map, zmin=-bound, zmax=bound, zmid=0, colorscale="RdBu_r", showscale=False,
                                hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"))
-    fig.update_layout(**_LAYOUT, height=height, title=title)
+    fig.update_layout(**LAYOUT, height=height, title=title)
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)
     return fig

@@ -7,16 +7,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# Okabe–Ito, colour-blind safe; one colour per method, in a fixed order.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-GREY = "#7f7f7f"
-_LAYOUT = dict(template="plotly_white", margin=dict(l=10, r=10, t=80, b=10), font=dict(size=13),
-               legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+from .style import GREY, LAYOUT, PALETTE, colour, headline
 
-
-def _title(text: str | None) -> dict:
-    """A title above the legend (which sits just above the plot area)."""
-    return dict(text=text, y=0.98, yanchor="top", x=0, xanchor="left", font=dict(size=15))
+_LAYOUT = {**LAYOUT, "margin": dict(l=10, r=10, t=80, b=10)}  # room for a title above the legend
 
 
 def function_path_figure(xs: np.ndarray, values: np.ndarray, gradients: np.ndarray, baseline: float, x: float,
@@ -28,10 +21,10 @@ def function_path_figure(xs: np.ndarray, values: np.ndarray, gradients: np.ndarr
     fig.add_trace(go.Scatter(x=xs, y=values, name="f(x)", line=dict(color=PALETTE[0], width=3)))
     fig.add_trace(go.Scatter(x=xs, y=gradients, name="f′(x)", line=dict(color=PALETTE[1], width=2, dash="dash")),
                   secondary_y=True)
-    for at, label, colour in ((baseline, "baseline x′", GREY), (x, "input x", PALETTE[3])):
-        fig.add_vline(x=at, line=dict(color=colour, dash="dot"), annotation_text=label,
+    for at, label, line_colour in ((baseline, "baseline x′", GREY), (x, "input x", PALETTE[3])):
+        fig.add_vline(x=at, line=dict(color=line_colour, dash="dot"), annotation_text=label,
                       annotation_position="bottom right")
-    fig.update_layout(**_LAYOUT, height=360, title=_title(title), hovermode="x unified")
+    fig.update_layout(**_LAYOUT, height=360, title=headline(title), hovermode="x unified")
     fig.update_xaxes(title_text="x")
     fig.update_yaxes(title_text="f(x)", secondary_y=False)
     fig.update_yaxes(title_text="gradient f′(x)", secondary_y=True, showgrid=False)
@@ -50,7 +43,7 @@ def gradient_along_path_figure(alphas: np.ndarray, values: np.ndarray, gradients
                                  line=dict(color=PALETTE[2], width=2, dash="dash"), marker=dict(size=4)))
     fig.add_trace(go.Scatter(x=alphas, y=gradients, name="gradient at γ(α)", line=dict(color=PALETTE[1], width=2)),
                   secondary_y=True)
-    fig.update_layout(**_LAYOUT, height=360, title=_title(title), hovermode="x unified")
+    fig.update_layout(**_LAYOUT, height=360, title=headline(title), hovermode="x unified")
     fig.update_xaxes(title_text="α (0 = baseline, 1 = input)", range=[0, 1])
     fig.update_yaxes(title_text="change of f", secondary_y=False)
     fig.update_yaxes(title_text="gradient", secondary_y=True, showgrid=False)
@@ -62,9 +55,9 @@ def attribution_bars_figure(rows: Mapping[str, Sequence[float]], features: Seque
     fig = go.Figure()
     for i, (label, values) in enumerate(rows.items()):
         fig.add_trace(go.Bar(x=list(features), y=[float(v) for v in values], name=label,
-                             marker_color=PALETTE[i % len(PALETTE)], text=[f"{float(v):.3g}" for v in values],
+                             marker_color=colour(i), text=[f"{float(v):.3g}" for v in values],
                              textposition="outside"))
-    fig.update_layout(**_LAYOUT, height=360, title=_title(title), barmode="group")
+    fig.update_layout(**_LAYOUT, height=360, title=headline(title), barmode="group")
     fig.update_yaxes(title_text="attribution", zeroline=True, zerolinecolor=GREY)
     return fig
 
@@ -76,10 +69,10 @@ def randomization_figure(layers: Sequence[str], similarity: Mapping[str, np.ndar
     fig = go.Figure()
     for i, (method, rho) in enumerate(similarity.items()):
         fig.add_trace(go.Scatter(x=list(layers), y=np.asarray(rho, dtype=float), name=titles.get(method, method),
-                                 mode="lines+markers", line=dict(color=PALETTE[i % len(PALETTE)], width=2),
+                                 mode="lines+markers", line=dict(color=colour(i), width=2),
                                  hovertemplate="%{x}: ρ = %{y:.2f}<extra>" + titles.get(method, method) + "</extra>"))
     fig.add_hline(y=0, line=dict(color=GREY, dash="dot"))
-    fig.update_layout(**_LAYOUT, height=400, title=_title("Similarity to the trained model's map as layers are reset"))
+    fig.update_layout(**_LAYOUT, height=400, title=headline("Similarity to the trained model's map as layers are reset"))
     fig.update_xaxes(title_text="re-initialised down to (cumulative, from the output)", type="category")
     fig.update_yaxes(title_text="Spearman ρ", range=[-0.3, 1.05])
     return fig
@@ -93,12 +86,12 @@ def faithfulness_figure(curves: Mapping[str, tuple], titles: Mapping[str, str] |
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Deletion: lower area is better",
                                                         "Insertion: higher area is better"), horizontal_spacing=0.08)
     for i, (method, pair) in enumerate(curves.items()):
-        colour = GREY if method == "random" else PALETTE[i % len(PALETTE)]
+        line_colour = GREY if method == "random" else colour(i)
         dash = "dot" if method == "random" else "solid"
         name = f"{titles.get(method, method)}: {pair[0].auc:.3f} / {pair[1].auc:.3f}"
         for col, curve in enumerate(pair, start=1):  # one legend entry per method toggles both of its curves
             fig.add_trace(go.Scatter(x=curve.fractions, y=curve.scores, name=name, legendgroup=method,
-                                     showlegend=col == 1, line=dict(color=colour, width=2, dash=dash), mode="lines",
+                                     showlegend=col == 1, line=dict(color=line_colour, width=2, dash=dash), mode="lines",
                                      hovertemplate=f"%{{x:.0%}}: %{{y:.3f}}<extra>{curve.mode}, {name}</extra>"),
                           row=1, col=col)
     legend = dict(orientation="v", title=dict(text="AUC deletion / insertion"))
