@@ -1,7 +1,7 @@
 """Integrated Gradients speed, measured side by side in one run on the same input.
 
 For EfficientNet-Lite0 and ResNet-50 (random weights: timing only), 50 Gauss–Legendre steps:
-  ours (cold: nothing learned yet; warm: chunk size learned by the earlier call), ours without the trace,
+  ours (cold: the memory footprint not yet measured; warm: measured by the earlier call), ours without the trace,
   the floor = steps × the best per-sample forward+backward time over batch sizes, each size timed over a whole
   pass of at least `steps` samples (as IG runs them: one batch timed alone is noisier, and the minimum over
   sizes and rounds of noisy figures is biased low),
@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from captum.attr import IntegratedGradients  # noqa: E402
 
 from explainers import explain  # noqa: E402
-from explainers.batching import forget_profiles  # noqa: E402
+from explainers.batching import forget_measurements  # noqa: E402
 from models import load_model, wrap  # noqa: E402
 from models.host_memory import keep_freed_memory  # noqa: E402
 
@@ -97,7 +97,7 @@ def bench_model(name, bundle, x, steps, selection_rounds, rounds, sizes, target=
 
     chunks = []  # the warm calls' chunk sizes
     for r in range(rounds):
-        forget_profiles()
+        forget_measurements()
         keep("ours cold", timed(lambda: explain(bundle, x, target, "integrated_gradients", steps=steps)))
         warm = []
         before = device_allocations()

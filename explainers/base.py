@@ -109,6 +109,17 @@ class MethodInfo:
         return None
 
 
+def whole_number(value, name: str, low: int, high: int) -> int:
+    """`value` as an int in [low, high] — a Python or numpy integer, or a float with no fractional part — or a
+    ValueError naming `name`. Booleans are refused: `True` is not a count."""
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise ValueError(f"{name} must be a whole number (an integer) from {low} to {high}, got {value!r}.")
+    if not low <= int(value) <= high:
+        raise ValueError(f"{name} must be from {low} to {high}, got {int(value)}.")
+    return int(value)
+
+
 # ---------------------------------------------------------------- sharing rules
 
 @contextlib.contextmanager

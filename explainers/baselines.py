@@ -14,7 +14,7 @@ BASELINES = ("black", "white", "mean", "uniform", "gaussian", "blur")
 # Named distributions expected gradients can draw from (a fresh draw per sample); constants give one baseline.
 DISTRIBUTIONS = ("uniform", "gaussian", "blur")
 GAUSSIAN_SIGMA = 0.2   # pixel-space std of the noise added to the input for the "gaussian" baseline
-BLUR_SIGMA = 1 / 20    # blur std as a fraction of the image side (≈ 11 px at 224): objects gone, colours kept
+BLUR_SIGMA = 1 / 20    # blur std as a fraction of the shorter side (≈ 11 px at 224): objects gone, colours kept
 
 
 def dataset_mean(bundle) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample
+from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample, whole_number
 from .registry import register
 
 
@@ -145,9 +145,7 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
     Channels whose map is constant carry no location and cannot be scaled to [0, 1]; they get weight 0 (in a
     ReLU network most of them are all zeros, which would contribute nothing anyway), which also saves forwards.
     """
-    batch_size = int(batch_size)
-    if not 1 <= batch_size <= 1024:
-        raise ValueError(f"batch_size must be in 1..1024, got {batch_size}")
+    batch_size = whole_number(batch_size, "batch_size", 1, 1024)
     A = activations(bundle, x, layer)[0].clone()
     flat = A.flatten(1)
     informative = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()

@@ -19,12 +19,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from .api import explain
 from .base import Progress
+from .baselines import gaussian_blur
 
 FILLS = ("blur", "black", "mean")
+FILL_BLUR_SIGMA = 0.025  # as a fraction of the shorter side, as baselines.BLUR_SIGMA: objects smeared, layout kept
 
 
 # ---------------------------------------------------------------- rank correlation
@@ -77,10 +78,8 @@ def auc(fractions: np.ndarray, scores: np.ndarray) -> float:
 
 def fill_image(bundle, x: torch.Tensor, fill: str) -> torch.Tensor:
     """What removed pixels become, in model input space: a blurred copy, black, or the dataset-mean colour."""
-    if fill == "blur":
-        sigma = max(1.0, 0.025 * max(x.shape[-2:]))
-        kernel = 2 * int(round(3 * sigma)) + 1
-        return TF.gaussian_blur(x, [kernel, kernel], [sigma, sigma])
+    if fill == "blur":  # blurring commutes with the per-channel normalisation, so blur x itself
+        return gaussian_blur(x, max(1.0, FILL_BLUR_SIGMA * min(x.shape[-2:])))
     if fill == "black":
         return bundle.normalize(torch.zeros_like(x))
     if fill == "mean":  # normalisation maps the mean colour to 0

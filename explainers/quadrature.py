@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .base import whole_number
+
 RULES = ("gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 MAX_STEPS = 1024
 
@@ -24,12 +26,7 @@ def check_rule(rule: str) -> str:
 
 
 def check_steps(steps, rule: str | None = None, limit: int = MAX_STEPS, what: str = "steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) and not (
-            isinstance(steps, float) and steps.is_integer()):
-        raise ValueError(f"{what} must be a whole number from 1 to {limit}, got {steps!r}.")
-    steps = int(steps)
-    if not 1 <= steps <= limit:
-        raise ValueError(f"{what} must be from 1 to {limit}, got {steps}.")
+    steps = whole_number(steps, what, 1, limit)
     if rule == "riemann_trapezoid" and steps < 2:
         raise ValueError("The trapezoid rule needs at least 2 steps (its nodes include both ends of the path).")
     return steps

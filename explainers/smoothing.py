@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import MethodResult, cam_result, pixel_result
+from .base import MethodResult, cam_result, pixel_result, whole_number
 from .batching import run_in_chunks
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -39,8 +39,7 @@ def validate(smooth) -> tuple[str, int, float]:
     if kind not in KINDS:
         raise ValueError(f"Unknown smoothing kind {kind!r}; expected one of {', '.join(KINDS)}.")
     samples, sigma = smooth.get("samples", 16), smooth.get("sigma", 0.15)
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 1 <= samples <= MAX_SAMPLES:
-        raise ValueError(f"smooth samples must be an integer in 1..{MAX_SAMPLES}, got {samples!r}")
+    samples = whole_number(samples, "smooth samples", 1, MAX_SAMPLES)
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)) or not 0 <= sigma <= 1:
         raise ValueError(f"smooth sigma (a fraction of the input's value range) must be in [0, 1], got {sigma!r}")
     return kind, int(samples), float(sigma)

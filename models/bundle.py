@@ -27,9 +27,8 @@ def default_device() -> torch.device:
 
 def use_full_float32_on_cuda() -> None:
     """Turn off TF32 for cuDNN convolutions and CUDA matmuls, process-wide (PyTorch allows it for convolutions
-    by default). Attributions are sums of many small gradient terms: measured on an H200, TF32 moved Lite0's IG
-    attributions by up to 30 % of the largest pixel and its Σ by 0.4 % against the CPU, so a map would depend on
-    the card. Called whenever a bundle is placed on CUDA."""
+    by default): attributions are sums of many small gradient terms, and with TF32 a map depends on the card
+    (bench/README.md). `wrap` calls it when it places a model on CUDA."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -57,15 +56,11 @@ class ModelBundle:
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
-        if self.device.type == "cuda":
-            use_full_float32_on_cuda()
         self.model = self.model.to(self.device).eval()
         if self.device.type == "cpu":
             # Channels-last convolution weights make oneDNN run every convolution in NHWC, whatever the input's
-            # layout. Measured on 2 vCPUs, forward+backward of a batch (the work of every gradient method):
-            # 0.71x the time for Lite0, 0.85x ResNet-50, 0.67-0.90x GoogLeNet, MobileNets, DenseNet; VGG-16 1.02x.
-            # Values are unchanged; only the order of float32 sums differs (as between any two kernels). Not on
-            # CUDA: on an H200 the same layout made Lite0 1.17x and ResNet-50 1.29x slower (batch of 50).
+            # layout: faster forward+backward on the CPU, slower on CUDA (bench/README.md). Values are unchanged;
+            # only the order of float32 sums differs, as between any two kernels.
             self.model = self.model.to(memory_format=torch.channels_last)
         self.title = self.title or self.name
         if self.classifier is None and self.cam_unavailable_reason is None:
@@ -135,6 +130,8 @@ def wrap(
         categories = list(IMAGENET_CATEGORIES)
     if classifier is not None and not isinstance(classifier, torch.nn.Linear):
         raise TypeError("classifier must be the final torch.nn.Linear of a global-average-pool head")
+    if torch.device(extra.get("device") or default_device()).type == "cuda":
+        use_full_float32_on_cuda()
     return ModelBundle(
         model=module, name=name, categories=list(categories), input_size=tuple(input_size),
         mean=tuple(mean), std=tuple(std), target_layer=target_layer, classifier=classifier, **extra,

@@ -1,19 +1,15 @@
-"""Keep freed host memory in the process instead of handing it back to the kernel after every batch (glibc).
+"""The process's heap (glibc only; no-ops elsewhere): keep freed memory for reuse, or hand it back to the OS.
 
-A CPU forward+backward allocates and frees hundreds of MB of activations per chunk. glibc serves the large
-blocks with fresh `mmap`s and returns freed heap tops to the kernel, so every chunk page-faults its activations
-in again (measured on 2 vCPUs: 83–106 thousand faults per EfficientNet-Lite0 chunk of 8, 0.15–0.2 s of kernel
-time in a 0.21–0.25 s chunk). With blocks up to 32 MB taken from the heap and freed memory kept, the same chunk
-runs in 0.16–0.19 s. The same page faults hit a GPU run's device-to-host copies of its results.
+A CPU forward+backward allocates and frees hundreds of MB of activations per chunk, and a GPU run copies its
+results into fresh host buffers. By default glibc serves such blocks with fresh `mmap`s and returns freed heap
+tops to the kernel, so every chunk page-faults its memory in again.
 
-It is process-wide, so it is for processes this project owns, not done on import: a library should not change
-its host's allocator. The CLI sets it; the benchmarks on request. The app does not: measured with
-bench/load.py (2 sessions, then 30 uploads, two runs each way) it saved nothing per upload (2.2-2.4 s either
-way) while the server's peak RSS rose (2.31 / 3.01 GiB against 2.05 / 2.39 GiB). The likely reason, not
-measured: the app computes in Streamlit's script threads, and glibc's per-thread arenas give back a heap that
-is wholly free whatever the thresholds; the app also trims after each explanation (ui/memory.py). The price
-where it is set: resident memory stays near its peak after a computation (the peak of IG-256 on ResNet-50,
-bench/rss.py, is unchanged: 1.67 vs 1.71 GB).
+- `keep_freed_memory()`: raise glibc's mmap and trim thresholds, so freed blocks stay in the heap and are reused.
+  Process-wide, so it is for processes this project owns (the CLI, the benchmarks on request), never done on
+  import: a library should not change its host's allocator. Resident memory then stays near its peak.
+- `release_freed_memory()`: `malloc_trim(0)`, handing every arena's free pages back. The app calls it after each
+  explanation it computes, so a server's resident memory does not ride at the high-water mark of the last upload.
+Figures for both are in bench/README.md.
 """
 from __future__ import annotations
 
@@ -51,3 +47,25 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     mmap_set = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
     return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and mmap_set
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's `malloc_trim` from the running process, or None (not Linux, not glibc, or not exported)."""
+    libc = glibc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_freed_memory() -> bool:
+    """Return freed heap memory to the OS; True if `malloc_trim` ran, False where it is unavailable. Never raises."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    try:
+        trim(0)
+    except Exception:  # noqa: BLE001 - freeing memory early is an optimisation, never a reason to fail a page
+        return False
+    return True

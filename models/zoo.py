@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .bundle import ModelBundle, default_device
+from .bundle import ModelBundle, default_device, wrap
 from .efficientnet_lite import LITE_VARIANTS, build_efficientnet_lite
 from .imagenet import IMAGENET_CATEGORIES
 
@@ -150,10 +150,9 @@ def _build(spec: ModelSpec, device: torch.device) -> ModelBundle:
                     std=(0.5, 0.5, 0.5), interpolation="bicubic")
     else:
         model, prep = _load_torchvision(spec)
-    return ModelBundle(
-        model=model, name=spec.name, title=spec.title, categories=list(IMAGENET_CATEGORIES),
-        target_layer=spec.target_layer(model),
-        classifier=spec.classifier(model) if spec.classifier else None,
+    return wrap(
+        model, target_layer=spec.target_layer(model), classifier=spec.classifier(model) if spec.classifier else None,
+        categories=IMAGENET_CATEGORIES, name=spec.name, title=spec.title,
         cam_unavailable_reason=spec.cam_unavailable_reason, pooled_activation=spec.pooled_activation,
         device=device, **prep,
     )

@@ -1,4 +1,4 @@
-"""ui.memory.release_freed_memory: runs glibc's malloc_trim where there is one, a no-op elsewhere, and the app
+"""models.host_memory.release_freed_memory: runs glibc's malloc_trim where there is one, a no-op elsewhere, and the app
 calls it after each explanation it computes (not after a cache hit)."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ui import memory
+from models import host_memory as memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 

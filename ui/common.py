@@ -29,7 +29,7 @@ from PIL import Image
 import explainers  # explainers.explain looked up per call: tests count and replace it
 from explainers import NotApplicable, method_info
 from models import DEFAULT_MODEL, ImageError, ModelBundle, ModelUnavailable, load_model, read_image
-from ui.memory import release_freed_memory
+from models.host_memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
