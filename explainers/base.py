@@ -114,9 +114,9 @@ def whole_number(value, name: str, low: int, high: int) -> int:
     ValueError naming `name`. Booleans are refused: `True` is not a count."""
     whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, (bool, np.bool_)) or not whole:
-        raise ValueError(f"{name} must be a whole number (an integer) from {low} to {high}, got {value!r}.")
+        raise ValueError(f"{name} must be a whole number (an integer) in {low}..{high}, got {value!r}.")
     if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {int(value)}.")
+        raise ValueError(f"{name} must be in {low}..{high}, got {int(value)}.")
     return int(value)
 
 
