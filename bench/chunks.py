@@ -1,9 +1,12 @@
-"""Chunk sizes for gradient batches: the learned size (explainers.batching's learner) against fixed sizes.
+"""Chunk sizes for gradient batches: the automatic size (explainers.batching) against fixed sizes.
+
+The chunk learner that timed sizes on the real work was measured with this script before it was removed (figures
+in bench/README.md); "automatic" is now the fixed size per device capped by memory.
 
 Integrated Gradients (Gauss–Legendre, trace on) on EfficientNet-Lite0 (real weights) and ResNet-50 (random
 weights: timing only), side by side in one run: rounds interleave the contenders, so load from other processes
 hits all alike; each figure is the median over rounds, after one warm-up call each (the learner's warm-up is
-where it learns).
+where the memory footprint is measured).
 
     python bench/chunks.py                 # 64 steps, 7 rounds
     python bench/chunks.py --steps 128 --rounds 5 --sizes 4 8 16
@@ -45,12 +48,12 @@ def main() -> None:
         def ig(batch_size):
             return lambda: explain(bundle, x, target, "integrated_gradients", steps=args.steps,
                                    rule="gauss_legendre", batch_size=batch_size)
-        contenders = {"learned": ig(None)} | {f"fixed {s}": ig(s) for s in args.sizes}
+        contenders = {"automatic": ig(None)} | {f"fixed {s}": ig(s) for s in args.sizes}
         times = side_by_side(contenders, args.rounds, bundle.device)
-        learned_sizes = explain(bundle, x, target, "integrated_gradients", steps=args.steps,
+        auto_sizes = explain(bundle, x, target, "integrated_gradients", steps=args.steps,
                                 rule="gauss_legendre").extras["chunk_sizes"]
-        best = min((t, n) for n, t in times.items() if n != "learned")
-        print(f"{bundle.name}: IG-{args.steps}, median of {args.rounds} rounds; learned chunks {learned_sizes}")
+        best = min((t, n) for n, t in times.items() if n != "automatic")
+        print(f"{bundle.name}: IG-{args.steps}, median of {args.rounds} rounds; automatic chunks {auto_sizes}")
         for name, t in times.items():
             print(f"  {name:>9}: {t * 1000:8.1f} ms   {t / best[0]:.3f} x best fixed ({best[1]})")
 
