@@ -1,7 +1,7 @@
 """Streamlit entry point: `streamlit run app.py` (or `make run`).
 
 Draws the shared sidebar (image, model, class: `ui.sidebar`) on every run, then the chosen page. Pages are
-plain scripts under ui/ that read the shared choice with `ui.common.current_input()`.
+plain scripts under ui/ that read the shared choice with `ui.sidebar.current_input()`.
 """
 import sys
 from pathlib import Path

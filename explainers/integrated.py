@@ -134,6 +134,5 @@ def integrated_gradients(bundle, x, target, progress: Progress | None = None, st
             steps_error=steps_error, grad_maps=host["grad_maps"], grad_map_alphas=alphas[grad_map_nodes(len(alphas))],
             endpoint_logits=(f_base, f_input), integrand=integrand)
     exp = pixel_result(attribution, delta=delta, trace=ig_trace)
-    exp.extras.update(baseline=host["baseline"], rule=rule, steps=steps, chunk_sizes=chunks,
-                      endpoint_logits=(f_base, f_input))
+    exp.extras.update(baseline=host["baseline"], rule=rule, steps=steps, chunk_sizes=chunks)
     return exp

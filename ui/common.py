@@ -5,7 +5,7 @@ How the pieces fit:
   picker (sample gallery, upload, camera), the model and the class, and stores the result in
   `st.session_state[INPUT_KEY]` as a `CurrentInput`. Because the sidebar is drawn on every page, its widgets
   (and the uploaded file) survive page switches.
-- A page calls `current_input()` to get that object (if a page is run on its own, without `app.py`, the
+- A page calls `ui.sidebar.current_input()` to get that object (if a page is run on its own, without `app.py`, the
   shared sidebar is drawn on demand) and `run_explain(...)` to get an `Explanation`.
 - Explanations live in one process-wide LRU store keyed by (image hash, model, method, target, options):
   display-only settings (opacity, colour map, clipping) are not part of the key, so changing them recomputes
@@ -112,15 +112,6 @@ def _probabilities_cached(image_id: str, model_name: str, _x: torch.Tensor, _bun
 def class_probabilities(bundle: ModelBundle, image_id: str, x: torch.Tensor) -> np.ndarray:
     """Softmax over all classes for this input, cached by (image, model)."""
     return _probabilities_cached(image_id, bundle.name, x, bundle)
-
-
-def current_input() -> CurrentInput:
-    """The image/model/class the user chose in the shared sidebar (drawn on demand if it has not been)."""
-    chosen = st.session_state.get(INPUT_KEY)
-    if chosen is None:
-        from ui.sidebar import render_shared_sidebar  # local: sidebar imports this module
-        chosen = render_shared_sidebar()
-    return chosen
 
 
 # ---------------------------------------------------------------- explanations

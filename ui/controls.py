@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
+from explainers.baselines import BASELINES
+from explainers.quadrature import RULES
+
 DEFAULT_METHODS = ("grad_cam", "integrated_gradients")  # cheap enough for the first view on 2 CPU cores
 STEP_CHOICES = [4, 8, 16, 32, 64, 128, 256, 512]
 DEFAULT_STEPS = 32
@@ -15,9 +18,6 @@ DEFAULT_STEPS = 32
 # error-against-steps curve. Gauss–Legendre (the library's default, more accurate per step) has no nested grids,
 # and the trapezoid on 2^k nodes only nests at 2.
 APP_DEFAULT_RULE = "riemann_right"
-# The contract's names, for when explainers.baselines / explainers.quadrature are not importable.
-CONTRACT_BASELINES = ["black", "white", "mean", "uniform", "gaussian", "blur"]
-CONTRACT_RULES = ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gauss_legendre"]
 SMOOTH_KINDS = {"off": "Off", "smoothgrad": "SmoothGrad", "smoothgrad_sq": "SmoothGrad²", "vargrad": "VarGrad"}
 # Which of the page's settings each method takes, per the contract (plus whatever its MethodInfo declares).
 PATH_OPTIONS = {"integrated_gradients": ("steps", "rule", "baseline"), "deeplift": ("baseline",)}
@@ -28,7 +28,7 @@ class MethodSettings:
     methods: list[str]
     baseline: str = "black"
     steps: int = DEFAULT_STEPS
-    rule: str = "riemann_trapezoid"
+    rule: str = APP_DEFAULT_RULE
     smooth: dict | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # method id -> why it is not offered
 
@@ -44,19 +44,11 @@ class MethodSettings:
 
 
 def baseline_names() -> list[str]:
-    try:
-        from explainers.baselines import BASELINES
-        return list(BASELINES)
-    except ImportError:
-        return list(CONTRACT_BASELINES)
+    return list(BASELINES)
 
 
 def rule_names() -> list[str]:
-    try:
-        from explainers.quadrature import RULES
-        return list(RULES)
-    except ImportError:
-        return list(CONTRACT_RULES)
+    return list(RULES)
 
 
 def pretty_name(name: str) -> str:

@@ -8,8 +8,9 @@ import torch
 from explainers import list_methods
 from teaching.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, SaturatingUnit, along_line, toy_bundle,
                             toy_input, values_and_gradients)
-from ui.common import current_input, run_explain
+from ui.common import run_explain
 from ui.controls import method_controls
+from ui.sidebar import current_input
 from presentation.lessons import attribution_bars_figure, function_path_figure, gradient_along_path_figure
 
 TOY_IG = {"steps": 128, "rule": "gauss_legendre"}  # toys are cheap: enough steps that the quadrature is exact-ish

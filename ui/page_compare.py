@@ -7,9 +7,10 @@ import numpy as np
 import streamlit as st
 
 from explainers import list_methods
-from ui.common import current_input, run_explain
+from ui.common import run_explain
 from ui.controls import method_controls
 from ui.display import display_controls, explanation_tile
+from ui.sidebar import current_input
 
 chosen = current_input()
 bundle = chosen.bundle

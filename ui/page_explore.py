@@ -5,10 +5,11 @@ Run by app.py through st.navigation; the image, model and class come from the sh
 import streamlit as st
 
 from explainers import method_info
-from ui.common import current_input, run_explain
+from ui.common import run_explain
 from ui.controls import method_controls
 from ui.convergence import convergence_section
 from ui.display import display_controls, explanation_tile
+from ui.sidebar import current_input
 
 chosen = current_input()
 bundle = chosen.bundle

@@ -6,9 +6,10 @@ import streamlit as st
 
 from explainers import list_methods
 from explainers.metrics import FILLS, Curve, deletion_curve, insertion_curve, randomization_cascade
-from ui.common import current_input, explanation_store, options_key, run_explain
+from ui.common import explanation_store, options_key, run_explain
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
+from ui.sidebar import current_input
 from presentation.lessons import faithfulness_figure, randomization_figure
 
 DEFAULT_METHODS = ["saliency", "guided_backprop", "grad_cam", "integrated_gradients"]

@@ -129,3 +129,11 @@ def render_shared_sidebar() -> CurrentInput:
                           target_name=bundle.category(target), source=source, probabilities=probabilities)
     st.session_state[INPUT_KEY] = chosen
     return chosen
+
+
+def current_input() -> CurrentInput:
+    """The image/model/class the user chose in the shared sidebar (drawn on demand if it has not been)."""
+    chosen = st.session_state.get(INPUT_KEY)
+    if chosen is None:
+        chosen = render_shared_sidebar()
+    return chosen
