@@ -17,7 +17,8 @@ from .base import IGTrace, Progress, pixel_result, relative_error, to_host
 from .registry import register
 from .baselines import make_baseline
 from .batching import run_in_chunks
-from .quadrature import check_rule, check_steps, nested_weights, nodes
+from .quadrature import ADAPTIVE, check_rule, check_steps, nested_weights, nodes
+from . import adaptive
 
 # Gauss–Legendre by default: measured on EfficientNet-Lite0 (real photo, black baseline) it reaches a given
 # completeness error with fewer nodes than the trapezoid, and it is Captum's default, so numbers compare.
@@ -45,13 +46,18 @@ def endpoint_logits(model, x, x_base, target, known: dict[float, float]) -> tupl
 
 
 def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np.ndarray, *, batch_size=None,
-                  progress: Progress | None = None, with_trace: bool = True):
+                  progress: Progress | None = None, with_trace: bool = True, keep_gradients: bool = False,
+                  fold_ends: bool | None = None):
     """Σ_k w_k ∇F(γ(α_k)) over the nodes, in measured chunks; returns (weighted gradient sum, per-node records).
 
     Records stay on the model's device (the caller copies them to the host with its results, in one go). On an
     accelerator the two endpoints ride along as two extra rows of the first chunk: a separate forward there
     costs a whole sequence of kernel launches, while on the CPU it costs only its arithmetic, which is less than
     carrying the rows through the chunk's backward.
+
+    `keep_gradients=True` also returns every node's gradient in the records (`gradients`, one row per node), for
+    callers that re-weigh nodes later (the adaptive rule); `fold_ends=False` keeps the endpoints out (when they
+    are nodes anyway).
     """
     diff = x - x_base
     alphas_t = torch.as_tensor(alphas, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
@@ -65,7 +71,8 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
     keep_t = torch.as_tensor(keep, dtype=torch.long, device=x.device)
     maps: list[torch.Tensor] = []
     ends: dict[float, torch.Tensor] = {}
-    fold_ends = x.device.type in FOLD_ENDPOINTS_ON
+    fold_ends = x.device.type in FOLD_ENDPOINTS_ON if fold_ends is None else fold_ends
+    kept: list[torch.Tensor] = []
 
     def work(start: int, stop: int) -> None:
         nonlocal total
@@ -84,6 +91,8 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
             logits = logits[:size]
         total = total + torch.einsum("k,kchw->chw", weights_t[start:stop], grads)
         parts["logits"].append(logits[:, target])
+        if keep_gradients:
+            kept.append(grads)
         if with_trace:
             # cheap next to the forward+backward: a few passes over the chunk's gradients, no float64 copies
             flat = grads.flatten(1)
@@ -99,20 +108,31 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
     record = {key: torch.cat(v) for key, v in parts.items() if v}
     if maps:
         record["grad_maps"] = torch.cat(maps)
+    if kept:
+        record["gradients"] = torch.cat(kept)
     if ends:
         record["ends"] = torch.stack([ends[0.0], ends[1.0]])
     return total, record, chunks
 
 
+DEFAULT_STEPS = {ADAPTIVE: 256}  # the adaptive rule's steps are a budget of gradient evaluations
+FIXED_DEFAULT_STEPS = 32
+
+
 @register("integrated_gradients", "Integrated Gradients", "path",
-          options=dict(steps=32, rule=DEFAULT_RULE, baseline="black", seed=0, batch_size=None))
-def integrated_gradients(bundle, x, target, progress: Progress | None = None, steps: int = 32,
-                         rule: str = DEFAULT_RULE, baseline="black", seed=0, batch_size=None, trace: bool = True):
-    """`trace=False` skips the per-node records (only for measuring what they cost)."""
-    rule = check_rule(rule)
-    steps = check_steps(steps, rule)
-    alphas, weights = nodes(rule, steps)
+          options=dict(steps=None, rule=DEFAULT_RULE, tolerance=0.01, baseline="black", seed=0, batch_size=None))
+def integrated_gradients(bundle, x, target, progress: Progress | None = None, steps: int | None = None,
+                         rule: str = DEFAULT_RULE, tolerance: float = 0.01, baseline="black", seed=0, batch_size=None,
+                         trace: bool = True):
+    """`steps` None: 32 nodes for a fixed rule, a budget of 256 evaluations for the adaptive one; `tolerance`: the
+    adaptive rule's target relative completeness error. `trace=False` skips the per-node records (only for
+    measuring what they cost)."""
+    rule = check_rule(rule, allow_adaptive=True)
+    steps = check_steps(DEFAULT_STEPS.get(rule, FIXED_DEFAULT_STEPS) if steps is None else steps, rule)
     x_base = make_baseline(bundle, x, baseline, seed)
+    if rule == ADAPTIVE:
+        return _adaptive_result(bundle, x, x_base, target, check_tolerance(tolerance), steps, batch_size, progress)
+    alphas, weights = nodes(rule, steps)
     total, rec, chunks = path_integral(bundle.model, x, x_base, target, alphas, weights, batch_size=batch_size,
                                        progress=progress, with_trace=trace)
     host = to_host({"attribution": (x - x_base)[0] * total, "baseline": x_base[0], **rec})
@@ -135,4 +155,54 @@ def integrated_gradients(bundle, x, target, progress: Progress | None = None, st
             endpoint_logits=(f_base, f_input), integrand=integrand)
     exp = pixel_result(attribution, delta=delta, trace=ig_trace)
     exp.extras.update(baseline=host["baseline"], rule=rule, steps=steps, chunk_sizes=chunks)
+    return exp
+
+
+def check_tolerance(tolerance) -> float:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float, np.floating, np.integer)) \
+            or not 1e-6 <= float(tolerance) <= 1.0:
+        raise ValueError(f"tolerance is a relative completeness error in 1e-6..1 (0.01 = 1 %), got {tolerance!r}.")
+    return float(tolerance)
+
+
+def _adaptive_result(bundle, x, x_base, target, tolerance, budget, batch_size, progress):
+    """Refine the path where its panels are wrong (adaptive.refine); every round's nodes run as one chunked pass."""
+    records, chunks = [], []
+
+    def evaluate(alphas: np.ndarray):
+        done = sum(len(r["logits"]) for r in records)
+        report = None if progress is None else (
+            lambda f, stage: progress(min(1.0, (done + f * len(alphas)) / budget), stage))
+        _, rec, sizes = path_integral(bundle.model, x, x_base, target, alphas, np.zeros(len(alphas)),
+                                      batch_size=batch_size, progress=report, keep_gradients=True, fold_ends=False)
+        records.append(rec)
+        chunks.extend(sizes)
+        host = to_host({"logits": rec["logits"], "integrand": rec["integrand"]})
+        return host["logits"], host["integrand"]
+
+    result = adaptive.refine(evaluate, tolerance=tolerance, budget=budget)
+    order = torch.as_tensor(result.order, device=x.device)
+    gradients = torch.cat([r["gradients"] for r in records]).index_select(0, order)  # α order
+    weights_t = torch.as_tensor(result.weights, dtype=x.dtype, device=x.device)
+    keep = grad_map_nodes(len(result.alphas))
+    host = to_host({
+        "attribution": (x - x_base)[0] * torch.einsum("k,kchw->chw", weights_t, gradients),
+        "baseline": x_base[0],
+        "probabilities": torch.cat([r["probabilities"] for r in records]).index_select(0, order),
+        "grad_mean_abs": torch.cat([r["grad_mean_abs"] for r in records]).index_select(0, order),
+        "grad_maps": gradients[torch.as_tensor(keep, device=x.device)].sum(1)})
+    f_base, f_input = float(result.logits[0]), float(result.logits[-1])
+    attribution = host["attribution"]
+    delta = float(attribution.sum(dtype=np.float64)) - (f_input - f_base)
+    ig_trace = IGTrace(
+        alphas=result.alphas, weights=result.weights, logits=result.logits,
+        probabilities=host["probabilities"].astype(np.float64), grad_mean_abs=host["grad_mean_abs"].astype(np.float64),
+        cumulative=np.cumsum(result.weights * result.integrand), steps_error=result.steps_error,
+        grad_maps=host["grad_maps"], grad_map_alphas=result.alphas[keep], endpoint_logits=(f_base, f_input),
+        integrand=result.integrand)
+    exp = pixel_result(attribution, delta=delta, trace=ig_trace)
+    exp.extras.update(baseline=host["baseline"], rule=ADAPTIVE, steps=budget, chunk_sizes=chunks,
+                      evaluations=len(result.alphas), converged=result.converged, tolerance=tolerance,
+                      rounds=result.rounds, panel_edges=result.edges,
+                      panel_errors=result.panel_errors)
     return exp

@@ -15,13 +15,15 @@ import numpy as np
 
 from .base import whole_number
 
-RULES = ("gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+RULES = ("gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")  # fixed nodes
+ADAPTIVE = "adaptive"  # nodes placed by the errors measured on the way (explainers/adaptive.py)
 MAX_STEPS = 1024
 
 
-def check_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise ValueError(f"Unknown quadrature rule '{rule}'. Choose one of: {', '.join(RULES)}.")
+def check_rule(rule: str, allow_adaptive: bool = False) -> str:
+    known = RULES + ((ADAPTIVE,) if allow_adaptive else ())
+    if rule not in known:
+        raise ValueError(f"Unknown quadrature rule '{rule}'. Choose one of: {', '.join(known)}.")
     return rule
 
 
