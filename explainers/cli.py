@@ -1,7 +1,7 @@
 """Command line: explain one image or a folder of images and write the results to a folder.
 
     python -m explainers IMAGE [IMAGE …] [--model M] [--method M …] [--target CLASS] [--steps N]
-                         [--baseline B] [--rule R] --out DIR
+                         [--baseline B] [--rule R] [--tolerance T] --out DIR
 
 For every image and method: `<stem>_<method>.png` (overlay), `<stem>_<method>.npy` (raw attribution); for
 Integrated Gradients also `<stem>_integrated_gradients.html` (convergence figures, plotly embedded, works
@@ -36,8 +36,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"method id, repeatable (default: {' '.join(DEFAULT_METHODS)}; 'all' for every method)")
     p.add_argument("--target", default=None, metavar="CLASS",
                    help="class index or (part of a) class name (default: each image's top prediction)")
-    p.add_argument("--steps", type=int, default=None, help="Integrated Gradients steps")
-    p.add_argument("--rule", default=None, help="Integrated Gradients quadrature rule, e.g. gauss_legendre")
+    p.add_argument("--steps", type=int, default=None,
+                   help="Integrated Gradients steps (for --rule adaptive: the budget of gradient evaluations)")
+    p.add_argument("--rule", default=None, help="Integrated Gradients quadrature rule, e.g. gauss_legendre or adaptive")
+    p.add_argument("--tolerance", type=float, default=None,
+                   help="relative completeness error the adaptive rule stops at (default 0.01)")
     p.add_argument("--baseline", default=None, help="baseline for IG and DeepLIFT: black, white, mean, uniform, "
                                                      "gaussian or blur")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
@@ -92,6 +95,8 @@ def method_options(method: str, args: argparse.Namespace) -> dict:
             options["steps"] = args.steps
         if args.rule is not None:
             options["rule"] = args.rule
+        if args.tolerance is not None:
+            options["tolerance"] = args.tolerance
     if method in BASELINE_METHODS and args.baseline is not None:
         options["baseline"] = args.baseline
     return options
@@ -186,6 +191,8 @@ def explain_image(path: Path, bundle, methods: list[str], args, out: Path, progr
                     exp.trace, out / f"{stem}.html", f"{path.name}: {bundle.category(target)}"):
                 record["convergence"] = f"{stem}.html"
                 record["steps_error"] = {str(k): v for k, v in sorted(exp.trace.steps_error.items())}
+            if "evaluations" in exp.extras:  # the adaptive rule: what it spent and whether it met the tolerance
+                record.update(evaluations=exp.extras["evaluations"], converged=exp.extras["converged"])
         entry["methods"][method] = record
         progress.step(f"{path.name}: {method}")
     return entry

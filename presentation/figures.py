@@ -59,6 +59,10 @@ def ig_convergence_figure(trace, *, title: str | None = None) -> go.Figure:
                              line=dict(color=GREEN, width=2)), row=2, col=1, secondary_y=False)
     fig.add_trace(go.Scatter(x=alphas, y=np.asarray(trace.grad_mean_abs, dtype=float), name="mean |∇F|",
                              line=dict(color=GREY, width=2, dash="dot")), row=2, col=1, secondary_y=True)
+    # where the gradients were taken: one tick per node on the α axis (the adaptive rule crowds them)
+    fig.add_trace(go.Scatter(x=alphas, y=np.zeros_like(alphas), name=f"nodes ({len(alphas)})", mode="markers",
+                             marker=dict(color=BLUE, size=9, symbol="line-ns-open"),
+                             hovertemplate="node at α = %{x:.4f}<extra></extra>"), row=2, col=1, secondary_y=False)
     fig.update_layout(**LAYOUT, height=480, title=title, hovermode="x unified")
     fig.update_xaxes(title_text="α (0 = baseline, 1 = input)", range=[-0.02, 1.02], row=2, col=1)
     fig.update_yaxes(title_text="logit", row=1, col=1)
@@ -67,21 +71,24 @@ def ig_convergence_figure(trace, *, title: str | None = None) -> go.Figure:
     return fig
 
 
-def steps_error_figure(steps_error: dict[int, float], *, chosen: int | None = None,
-                       title: str | None = None) -> go.Figure:
-    """Relative completeness error |Σ attribution − ΔF| / |ΔF| against the number of steps, log–log."""
+def steps_error_figure(steps_error: dict[int, float], *, chosen: int | None = None, title: str | None = None,
+                       x_title: str = "steps", tolerance: float | None = None) -> go.Figure:
+    """Relative completeness error |Σ attribution − ΔF| / |ΔF| against the number of steps (or, for the adaptive
+    rule, the gradient evaluations after each refinement round, with its tolerance), log–log."""
     steps = np.array(sorted(steps_error), dtype=float)
     errors = np.array([steps_error[int(s)] for s in steps], dtype=float)
     floor = np.finfo(np.float32).eps  # an exact zero cannot sit on a log axis
     fig = go.Figure(go.Scatter(x=steps, y=np.maximum(errors, floor), mode="lines+markers", name="relative error",
                                line=dict(color=BLUE, width=2), marker=dict(size=8),
-                               hovertemplate="%{x:d} steps: %{y:.2%}<extra></extra>"))
+                               hovertemplate="%{x:d} " + x_title + ": %{y:.2%}<extra></extra>"))
     if chosen is not None and chosen in steps_error:
         fig.add_trace(go.Scatter(x=[chosen], y=[max(steps_error[chosen], floor)], mode="markers", name="chosen",
                                  marker=dict(color=VERMILION, size=13, symbol="star")))
-    fig.add_hline(y=0.05, line=dict(color=GREY, dash="dot"), annotation_text="5 %", annotation_position="top right")
+    line = 0.05 if tolerance is None else tolerance
+    fig.add_hline(y=line, line=dict(color=GREY, dash="dot"), annotation_position="top right",
+                  annotation_text=f"{line:.1%}" if tolerance is not None else "5 %")
     fig.update_layout(**LAYOUT, height=300, title=title, showlegend=False)
-    fig.update_xaxes(type="log", title_text="steps", tickvals=steps, ticktext=[str(int(s)) for s in steps])
+    fig.update_xaxes(type="log", title_text=x_title, tickvals=steps, ticktext=[str(int(s)) for s in steps])
     low, high = np.log10(max(errors.min(), floor)), np.log10(max(errors.max(), floor))
     decades = 10.0 ** np.arange(np.floor(low), np.ceil(high) + 1)  # one tick per decade: 0.1 %, 1 %, 10 %...
     fig.update_yaxes(type="log", title_text="relative completeness error", tickvals=decades,

@@ -184,3 +184,23 @@ def test_bad_input():
             explain(bundle, x, 0, "integrated_gradients", **{"rule": "adaptive", **bad})
     small = explain(bundle, x + 1, 0, "integrated_gradients", rule="adaptive", steps=5)  # budget below 17: fewer panels
     assert small.extras["evaluations"] <= 5 and small.trace.weights.sum() == pytest.approx(1.0)
+
+
+def test_tile_text_and_figures_say_what_the_rule_did():
+    from presentation.figures import ig_convergence_figure, steps_error_figure
+    from ui.display import adaptive_summary
+
+    bundle = tiny_cnn()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(6))
+    done = explain(bundle, x, 0, "integrated_gradients", rule="adaptive", tolerance=0.05, steps=200)
+    spent = explain(bundle, x, 0, "integrated_gradients", rule="adaptive", tolerance=1e-6, steps=20)
+    assert done.extras["converged"] and not spent.extras["converged"]
+    error = done.completeness().relative_error
+    assert adaptive_summary(done) == f"converged to {error:.1%} in {done.extras['evaluations']} gradient evaluations"
+    assert adaptive_summary(spent).startswith("Not converged: the budget of 20 gradient evaluations ran out")
+    assert adaptive_summary(explain(bundle, x, 0, "integrated_gradients", steps=4)) is None  # fixed rules: nothing
+    marks = [t for t in ig_convergence_figure(done.trace).data if t.name.startswith("nodes")]
+    assert len(marks) == 1 and list(marks[0].x) == done.trace.alphas.tolist()
+    rounds = steps_error_figure(done.trace.steps_error, x_title="gradient evaluations", tolerance=0.05)
+    assert rounds.layout.xaxis.title.text == "gradient evaluations"
+    assert list(rounds.data[0].x) == sorted(done.trace.steps_error)

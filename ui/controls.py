@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from explainers.baselines import BASELINES
-from explainers.quadrature import RULES
+from explainers.quadrature import ADAPTIVE, RULES
 
 DEFAULT_METHODS = ("grad_cam", "integrated_gradients")  # cheap enough for the first view on 2 CPU cores
 STEP_CHOICES = [4, 8, 16, 32, 64, 128, 256, 512]
@@ -18,6 +18,8 @@ DEFAULT_STEPS = 32
 # error-against-steps curve. Gauss–Legendre (the library's default, more accurate per step) has no nested grids,
 # and the trapezoid on 2^k nodes only nests at 2.
 APP_DEFAULT_RULE = "riemann_right"
+TOLERANCE_CHOICES = [0.005, 0.01, 0.02, 0.05]  # the adaptive rule's target relative completeness error
+DEFAULT_TOLERANCE = 0.01
 SMOOTH_KINDS = {"off": "Off", "smoothgrad": "SmoothGrad", "smoothgrad_sq": "SmoothGrad²", "vargrad": "VarGrad"}
 # Which of the page's settings each method takes, per the contract (plus whatever its MethodInfo declares).
 PATH_OPTIONS = {"integrated_gradients": ("steps", "rule", "baseline"), "deeplift": ("baseline",)}
@@ -29,6 +31,7 @@ class MethodSettings:
     baseline: str = "black"
     steps: int = DEFAULT_STEPS
     rule: str = APP_DEFAULT_RULE
+    tolerance: float = DEFAULT_TOLERANCE
     smooth: dict | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # method id -> why it is not offered
 
@@ -37,6 +40,8 @@ class MethodSettings:
         wanted = set(PATH_OPTIONS.get(info.id, ())) | (set(info.options) & {"steps", "rule", "baseline"})
         values = {"steps": self.steps, "rule": self.rule, "baseline": self.baseline}
         options = {name: values[name] for name in sorted(wanted)}
+        if options.get("rule") == ADAPTIVE:
+            options["tolerance"] = self.tolerance
         if self.smooth and info.smoothable:
             options["smooth"] = dict(self.smooth)
             options["seed"] = 0  # reproducible noise: the same settings give the same (cached) map
@@ -48,7 +53,7 @@ def baseline_names() -> list[str]:
 
 
 def rule_names() -> list[str]:
-    return list(RULES)
+    return list(RULES) + [ADAPTIVE]
 
 
 def pretty_name(name: str) -> str:
@@ -86,12 +91,19 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
                                     persist_state="session",
                                     help="The reference input whose logit the attributions are measured against.")
             steps = st.select_slider("Steps", STEP_CHOICES, value=DEFAULT_STEPS, key="ig_steps", persist_state="session",
-                                     help="Gradient evaluations along the path; more steps, smaller completeness error.")
+                                     help="Gradient evaluations along the path; more steps, smaller completeness error. "
+                                          "For the adaptive rule: the most it may spend.")
             rules = rule_names()
             default_rule = APP_DEFAULT_RULE
             rule = st.selectbox("Quadrature rule", rules, format_func=pretty_name, key="ig_rule", persist_state="session",
                                 index=rules.index(default_rule) if default_rule in rules else 0,
-                                help="How the path integral is approximated from the gradient samples.")
+                                help="How the path integral is approximated from the gradient samples. Adaptive "
+                                     "places the samples where the integral is measurably wrong, until the "
+                                     "tolerance is met or the steps are spent.")
+            tolerance = st.select_slider("Tolerance (adaptive rule)", TOLERANCE_CHOICES, value=DEFAULT_TOLERANCE,
+                                         key="ig_tolerance", persist_state="session", format_func=lambda t: f"{t:.1%}",
+                                         disabled=rule != ADAPTIVE,
+                                         help="Target completeness error |Σ attribution − ΔF| / |ΔF|.")
         with st.expander("SmoothGrad (gradient and path methods)"):
             kind = st.radio("Noise averaging", list(SMOOTH_KINDS), format_func=SMOOTH_KINDS.get, key="smooth_kind",
                             persist_state="session", horizontal=True,
@@ -101,5 +113,6 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
             sigma = st.slider("Noise σ (fraction of the input range)", 0.05, 0.5, 0.15, 0.05, key="smooth_sigma",
                               persist_state="session", disabled=kind == "off")
     smooth = None if kind == "off" else {"kind": kind, "samples": int(samples), "sigma": float(sigma)}
-    return MethodSettings(methods=list(methods), baseline=baseline, steps=int(steps), rule=rule, smooth=smooth,
+    return MethodSettings(methods=list(methods), baseline=baseline, steps=int(steps), rule=rule,
+                          tolerance=float(tolerance), smooth=smooth,
                           skipped=skipped)

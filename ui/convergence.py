@@ -16,6 +16,10 @@ CAPTION_ALONG_ALPHA = ("Look where the two top curves meet at α = 1: the dashed
 CAPTION_STEPS = ("Each point re-uses the same gradients on a coarser nested grid. The error should trend down as "
                  "steps grow (about 1/steps for left/right Riemann sums); bumps come from the network's kinks "
                  "along the path, and a plateau means more steps will not help.")
+CAPTION_ROUNDS = ("Each point is one refinement round of the adaptive rule: the error of the whole path after that "
+                  "many gradient evaluations. Every round splits the pieces of the path whose error — known "
+                  "exactly, since F at both ends of each piece is known — is largest; the ticks on the α axis on "
+                  "the left show where the nodes went.")
 CAPTION_SCRUBBER = ("Slide α from the baseline (0) to the photo (1). Watch where the gradient is large: often "
                     "early on the path, at images the model barely recognises, and near zero once it is sure.")
 
@@ -27,14 +31,23 @@ def convergence_section(exp, bundle, x: torch.Tensor, *, steps: int, rule: str, 
     if trace is None:
         st.info("This Integrated Gradients result carries no trace to plot.")
         return
-    st.caption(f"Baseline **{pretty_name(baseline)}**, rule **{pretty_name(rule)}**, {steps} steps.")
+    adaptive = exp.extras.get("rule") == "adaptive" if exp.extras else False
+    used = (f"a budget of {steps} gradient evaluations, {exp.extras.get('evaluations')} used" if adaptive
+            else f"{steps} steps")
+    st.caption(f"Baseline **{pretty_name(baseline)}**, rule **{pretty_name(rule)}**, {used}.")
     along, by_steps = st.columns([3, 2], gap="medium")
     with along:
         st.plotly_chart(cached_figure(exp, "along α", ig_convergence_figure, trace), key="ig_along_alpha",
                         config={"displaylogo": False})
         st.caption(CAPTION_ALONG_ALPHA)
     with by_steps:
-        if len(trace.steps_error) > 1:
+        if adaptive:
+            st.plotly_chart(cached_figure(exp, "rounds", steps_error_figure, trace.steps_error,
+                                          chosen=max(trace.steps_error), x_title="gradient evaluations",
+                                          tolerance=exp.extras.get("tolerance")),
+                            key="ig_steps_error", config={"displaylogo": False})
+            st.caption(CAPTION_ROUNDS)
+        elif len(trace.steps_error) > 1:
             st.plotly_chart(cached_figure(exp, "steps", steps_error_figure, trace.steps_error, chosen=steps),
                             key="ig_steps_error",
                             config={"displaylogo": False})

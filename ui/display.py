@@ -84,6 +84,20 @@ def method_card_markdown(method: str) -> str | None:
         return None
 
 
+def adaptive_summary(exp) -> str | None:
+    """What the adaptive IG rule achieved, in words (None for other results)."""
+    extras = exp.extras or {}
+    check = exp.completeness()
+    if extras.get("rule") != "adaptive" or check is None:
+        return None
+    evaluations = extras.get("evaluations")
+    if extras.get("converged"):
+        return f"converged to {check.relative_error:.1%} in {evaluations} gradient evaluations"
+    return (f"Not converged: the budget of {extras.get('steps')} gradient evaluations ran out at "
+            f"{check.relative_error:.1%} completeness error (tolerance {extras.get('tolerance', 0):.1%}). "
+            "Raise the steps or the tolerance.")
+
+
 def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, title: str, file_stem: str,
                      key: str) -> None:
     """One explanation: overlay, title, time, completeness error for path methods, downloads and the card."""
@@ -94,7 +108,12 @@ def explanation_tile(exp, image_hw3: np.ndarray, settings: DisplaySettings, *, t
     if check is not None:
         facts.append(f"completeness error {check.delta:+.3g}"
                      + (f" ({check.relative_error:.1%} of ΔF)" if check.output_change else ""))
+    adaptive = adaptive_summary(exp)
+    if adaptive and exp.extras.get("converged"):
+        facts.append(adaptive)
     st.caption(" · ".join(facts))
+    if adaptive and not exp.extras.get("converged"):
+        st.warning(adaptive, icon=":material/warning:")
     row = st.container(horizontal=True, gap="small")  # natural widths, wraps in narrow tiles
     # Callables: the files are only made when someone clicks, not on every rerun.
     row.download_button("PNG", partial(png_bytes, blended), file_name=f"{file_stem}.png", mime="image/png",
