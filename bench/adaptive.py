@@ -77,7 +77,7 @@ def one_case(bundle, counter, x, target, tolerance, baseline, args) -> dict:
     common = dict(baseline=baseline, seed=0)
     uniform, attributions, needed = {}, {}, None
     n = 16
-    while n <= args.max_uniform:
+    while n <= args.max_uniform and not args.no_uniform:
         exp, rows, seconds = run(bundle, counter, x, target, rule="gauss_legendre", steps=n, **common)
         uniform[n] = exp.completeness().relative_error
         attributions[n] = exp.attribution
@@ -86,13 +86,14 @@ def one_case(bundle, counter, x, target, tolerance, baseline, args) -> dict:
             if not args.full_uniform:
                 break
         n *= 2
-    needed = needed or 2 * args.max_uniform
+    needed = needed or (None if args.no_uniform else 2 * args.max_uniform)
     exp, rows, seconds = run(bundle, counter, x, target, rule="adaptive", tolerance=tolerance, steps=args.budget,
                              **common)
     assert rows == exp.extras["evaluations"], (rows, exp.extras["evaluations"])
     out = dict(tolerance=tolerance, baseline=baseline, uniform_errors=uniform, uniform_needed=needed,
                adaptive_evaluations=rows, adaptive_error=exp.completeness().relative_error,
-               converged=exp.extras["converged"], rounds=exp.extras["rounds"], ratio=rows / needed,
+               converged=exp.extras["converged"], rounds=exp.extras["rounds"], ratio=rows / needed if needed else None,
+               adaptive_errors=exp.trace.steps_error,
                adaptive_s_per_eval=seconds / rows)
     if args.reference:
         if args.reference not in attributions:
@@ -110,9 +111,10 @@ def one_case(bundle, counter, x, target, tolerance, baseline, args) -> dict:
 
 def summary(rows: list[dict]) -> None:
     for (tol, base), group in sorted(_groups(rows).items()):
-        ratios = np.array([r["ratio"] for r in group])
+        ratios = np.array([r["ratio"] for r in group if r["ratio"] is not None])
         print(f"\ntolerance {tol:.1%}, baseline {base}: {len(group)} cases")
-        print(f"  evaluations ratio adaptive / uniform GL: median {np.median(ratios):.2f}, max {ratios.max():.2f}")
+        if len(ratios):
+            print(f"  evaluations ratio adaptive / uniform GL: median {np.median(ratios):.2f}, max {ratios.max():.2f}")
         print(f"  adaptive converged in budget: {sum(r['converged'] for r in group)}/{len(group)}; "
               f"max evaluations {max(r['adaptive_evaluations'] for r in group)}")
         l2 = [r["l2_ratio"] for r in group if "l2_ratio" in r]
@@ -139,6 +141,8 @@ def main(argv=None) -> None:
     p.add_argument("--baselines", nargs="+", default=["black"])
     p.add_argument("--budget", type=int, default=512)
     p.add_argument("--max-uniform", type=int, default=512)
+    p.add_argument("--no-uniform", action="store_true", help="skip the uniform sequence (L2 and speed only)")
+    p.add_argument("--only", nargs="+", default=None, help="only these photo file names")
     p.add_argument("--full-uniform", action="store_true", help="every uniform count, not only up to the needed one")
     p.add_argument("--reference", type=int, default=1024, help="GL nodes of the L2 reference (0: no L2)")
     p.add_argument("--threads", type=int, default=2)
@@ -149,7 +153,7 @@ def main(argv=None) -> None:
         bundle = load_model(name)
         counter = RowCounter(bundle.model)
         try:
-            for path in photos()[: args.photos]:
+            for path in [p for p in photos() if args.only is None or p.name in args.only][: args.photos]:
                 x = bundle.preprocess(read_image(path.read_bytes()))
                 if x.shape[-1] != args.size:
                     x = F.interpolate(x, size=(args.size, args.size), mode="bilinear", align_corners=False)
