@@ -72,14 +72,13 @@ class Refinement:
     rounds: list[int] = field(default_factory=list)  # evaluations made in each round
 
 
-def _panel_sums(edges, points, where, g, f):
-    """Per panel: Q_p (the rule on that panel) and e_p = Q_p − (F(b) − F(a))."""
+def _panel_errors(edges, points, where, g, f) -> np.ndarray:
+    """Per panel: e_p = Q_p − (F(b) − F(a)), Q_p being the panel's rule applied to g."""
     t, w = LOBATTO[points]
     widths = np.diff(edges)
     idx = np.array([[where[a + h * tj] if tj not in (0.0, 1.0) else where[a if tj == 0.0 else b]
                      for tj in t] for a, b, h in zip(edges[:-1], edges[1:], widths)])
-    q = widths * (g[idx] @ w)
-    return q, q - (f[idx[:, -1]] - f[idx[:, 0]])
+    return widths * (g[idx] @ w) - (f[idx[:, -1]] - f[idx[:, 0]])
 
 
 def refine(evaluate: Evaluate, *, tolerance: float, budget: int, points: int = PANEL_POINTS,
@@ -104,7 +103,7 @@ def refine(evaluate: Evaluate, *, tolerance: float, budget: int, points: int = P
         f, g = np.concatenate(f_all), np.concatenate(g_all)
         change = f[where[1.0]] - f[where[0.0]]
         scale = abs(change) or 1.0
-        _, errors = _panel_sums(edges, points, where, g, f)
+        errors = _panel_errors(edges, points, where, g, f)
         signed, spread = abs(errors.sum()) / scale, np.abs(errors).sum() / scale
         steps_error[len(where)] = float(signed)
         converged = signed <= tolerance and spread <= SPREAD * tolerance
