@@ -4,7 +4,8 @@ Attribution_i = (x_i − x'_i) · Σ_k w_k ∂F/∂x_i(γ(α_k)), with (α_k, w_
 chunks sized by measurement (`batching`), and the same pass records the trace the app plots: F and p at every
 node, mean |gradient|, the integrand ⟨∇F(γ(α_k)), x − x'⟩ and its running weighted sum, gradient maps for an α
 scrubber, and the completeness error of every coarser nested grid (a weighted sum of the integrand values
-already computed, so no extra forward or backward).
+already computed, so no extra forward or backward). `rule="adaptive"` places the nodes by the errors measured
+on the way (`adaptive`), and its trace has the completeness error after every refinement round.
 """
 from __future__ import annotations
 
@@ -125,8 +126,8 @@ def integrated_gradients(bundle, x, target, progress: Progress | None = None, st
                          rule: str = DEFAULT_RULE, tolerance: float = 0.01, baseline="black", seed=0, batch_size=None,
                          trace: bool = True):
     """`steps` None: 32 nodes for a fixed rule, a budget of 256 evaluations for the adaptive one; `tolerance`: the
-    adaptive rule's target relative completeness error. `trace=False` skips the per-node records (only for
-    measuring what they cost)."""
+    adaptive rule's target relative completeness error. `trace=False` skips the per-node records of a fixed rule
+    (only for measuring what they cost; the adaptive rule needs them to refine)."""
     rule = check_rule(rule, allow_adaptive=True)
     steps = check_steps(DEFAULT_STEPS.get(rule, FIXED_DEFAULT_STEPS) if steps is None else steps, rule)
     x_base = make_baseline(bundle, x, baseline, seed)
