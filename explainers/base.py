@@ -165,6 +165,22 @@ def capture_output(layer: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+@contextlib.contextmanager
+def replace_output(layer: torch.nn.Module, replacement: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Make `layer` return `replacement(output)` in this thread's forwards (other threads see the real output).
+    Like `capture_output`, the hook filters by thread and is always removed."""
+    owner = threading.get_ident()
+
+    def hook(_module, _inputs, output):
+        return replacement(output) if threading.get_ident() == owner else None
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 # ---------------------------------------------------------------- array helpers
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
