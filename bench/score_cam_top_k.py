@@ -1,6 +1,6 @@
 """Score-CAM with the top-k channels (by mean activation) against the full method: error and time.
 
-    python bench/score_cam_top_k.py [--ks 16,32,64,128,256] [--device cpu]
+    python bench/score_cam_top_k.py [--ks 32,64,128] [--device cpu] [--threads 1]
 
 The bundled EfficientNet-Lite0 on every image of assets/samples, target = the predicted class. For each k: the
 Pearson and Spearman correlation of the layer-resolution map with the full Score-CAM's, and the time of both.
@@ -32,8 +32,10 @@ def timed(bundle, x, target, **options):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--ks", default="16,32,64,128,256")
+    parser.add_argument("--ks", default="32,64,128")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.ks.split(",")]
     bundle = load_model("efficientnet_lite0", device=args.device)
     rows = {k: [] for k in ks}

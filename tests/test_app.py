@@ -277,3 +277,17 @@ def test_streamlit_pin_has_apptest_uploads_and_images():
     assert pin, "requirements.txt must pin streamlit exactly"
     assert tuple(int(p) for p in pin.group(1).split(".")[:2]) >= (1, 59)
     assert streamlit.__version__ == pin.group(1)  # the tests ran against the pinned version
+
+
+def test_app_options_for_score_cam_and_the_path_variants():
+    """The app runs Score-CAM on its top channels (library default: all) and hands its path settings only to the
+    methods that take them."""
+    from explainers import method_info
+    from ui.controls import MethodSettings
+
+    settings = MethodSettings(methods=[], steps=16, baseline="white")
+    assert method_info("score_cam").options["top_k"] is None
+    assert settings.options_for(method_info("score_cam")) == {"top_k": 64}
+    assert settings.options_for(method_info("guided_ig")) == {"steps": 16, "baseline": "white"}
+    assert settings.options_for(method_info("blur_ig")) == {"steps": 16}
+    assert settings.options_for(method_info("xrai")) == {}
