@@ -17,6 +17,7 @@ from .base import capture_output, replace_output, upsample, whole_number
 from .cam import activations, combine, feature_map, resolve_layer, spatial_size
 from .registry import register
 
+MAX_CHANNELS = 1 << 16
 ABLATION_OFFSET = 1e7  # pytorch-grad-cam's: below the minimum when 0 is not "off" for this layer
 
 
@@ -45,7 +46,8 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, top_k
     flat = A.flatten(1)
     informative = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
     if top_k is not None:
-        top_k = whole_number(top_k, "top_k (None: every channel)", 1, A.shape[0])
+        # A k above the layer's channel count means all of them (the app asks for the same k on every model).
+        top_k = whole_number(top_k, "top_k (None: every channel)", 1, MAX_CHANNELS)
         order = flat[informative].mean(dim=1).argsort(descending=True, stable=True)
         informative = informative[order[:top_k]].sort().values
     weights = torch.zeros(A.shape[0], device=A.device, dtype=A.dtype)

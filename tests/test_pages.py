@@ -115,3 +115,15 @@ def test_pages_run_inside_the_app(tiny_model):
         at.switch_page(f"ui/{name}")
         ok(at.run())
         assert [t.value for t in at.title][-1] == title and at.sidebar.children  # the shared sidebar is drawn too
+
+
+def test_trust_page_ranks_the_cams_and_path_variants_of_methods_iii(tiny_model):
+    from explainers import method_info
+
+    added = ["xgrad_cam", "eigen_cam", "ablation_cam", "score_cam", "guided_ig", "blur_ig", "xrai"]
+    at = ok(page("page_trust.py").run())
+    at.multiselect(key="trust_methods").set_value(added)
+    ok(at.run())
+    ranking = at.dataframe[0].value
+    assert sorted(ranking["method"]) == sorted(method_info(m).title for m in added)
+    assert ranking["mean rank"].notna().all()
