@@ -127,7 +127,7 @@ def pixel_attribution(bundle, x, target, base, progress) -> tuple[np.ndarray, st
     return a, "array"
 
 
-@register("xrai", "XRAI", "path", options={"base_attribution": DEFAULT_BASE}, smoothable=False)
+@register("xrai", "XRAI", "path", options={"base_attribution": DEFAULT_BASE})
 def xrai(bundle, x, target, progress: Progress | None = None, base_attribution=DEFAULT_BASE, **_):
     def base_progress(fraction, stage):
         if progress is not None:

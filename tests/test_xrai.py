@@ -74,3 +74,12 @@ def test_xrai_refuses_a_bad_base_attribution(resnet18):
                         ("xrai", "its own base"), ("nope", "Unknown method")]:
         with pytest.raises((ValueError, KeyError), match=words):
             explain(resnet18, x, 1, "xrai", base_attribution=base)
+
+
+def test_xrai_takes_smooth_like_every_path_method(resnet18):
+    """As PAIR's GetSmoothedMask: the region maps of noisy copies, averaged."""
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    smooth = {"kind": "smoothgrad", "samples": 2, "sigma": 0.1}
+    exp = explain(resnet18, x, 1, "xrai", base_attribution="saliency", smooth=smooth)
+    assert exp.attribution.shape == (32, 32) and np.isfinite(exp.attribution).all()
+    assert exp.extras["smooth"]["samples"] == 2
