@@ -75,11 +75,11 @@ def test_guided_ig_matches_pair(pair, cases, arch, steps, max_dist):
 
 
 def test_guided_ig_without_deviation_is_ig_on_the_straight_line(cases):
-    """max_dist = 0 pins every feature to α = k/steps: a right Riemann sum of IG on the straight path."""
+    """max_dist = 0 pins every feature to α = k/steps: IG on the straight path, with the gradient taken at the
+    start of each step (the left Riemann rule on the same nodes)."""
     bundle, x, target = cases["resnet18"]
     ours = explain(bundle, x, target, "guided_ig", steps=8, max_dist=0.0, baseline="black")
     ig = explain(bundle, x, target, "integrated_gradients", steps=8, rule="riemann_left", baseline="black")
-    # Guided IG takes the gradient at the start of each step: IG's left rule on the same nodes.
     assert rel_err(ours.attribution, ig.attribution) < 1e-4
 
 
