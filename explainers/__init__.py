@@ -8,7 +8,7 @@ from .base import Explanation, IGTrace, MethodInfo, NotApplicable, model_untouch
 from .registry import list_methods, method_info
 
 # Importing a method module registers its methods; the order here is the order the app lists them in.
-from . import cam, gradients, guided, integrated, expected, deeplift, lrp  # noqa: E402,F401
+from . import cam, gradients, guided, integrated, expected, deeplift, lrp, perturbation, shap  # noqa: E402,F401
 
 __all__ = ["Explanation", "IGTrace", "MethodInfo", "NotApplicable", "explain", "list_methods", "method_info",
            "model_untouched", "normalize_map"]

@@ -1,0 +1,102 @@
+"""Kernel SHAP on superpixels (Lundberg & Lee, 2017): Shapley values of image regions, by weighted regression.
+
+Players are SLIC superpixels of the image (scikit-image), or a given `(H, W)` integer map. A coalition z ∈ {0, 1}^M
+keeps the present segments of x and puts the baseline's values in the absent ones; v(z) = F(that input), F the
+target logit. The Shapley values φ solve the weighted least squares
+    min Σ_z π(z) (v(z) − v(∅) − z·φ)²,  π(z) = (M − 1) / (C(M, |z|) |z| (M − |z|)),
+under the constraint Σ φ = v(1) − v(∅) that the infinite weights of the empty and full coalitions stand for
+(solved exactly by eliminating one unknown). With every coalition enumerated (samples ≥ 2^M) the solution is the
+exact Shapley value; otherwise coalitions are sampled as Kernel SHAP does — a size k with probability ∝
+(M − 1) / (k (M − k)), then a uniform subset of that size, each paired with its complement — and weigh equally.
+Each segment's value is spread evenly over its pixels and channels, so Σ attribution = F(x) − F(x′).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+
+from .base import MethodResult, Progress, pixel_result, to_numpy, whole_number
+from .baselines import make_baseline
+from .perturbation import scores
+from .registry import register
+
+MAX_EXACT_PLAYERS = 16  # 2^16 forwards is the most an exact enumeration may ask for
+
+
+def superpixels(bundle, x: torch.Tensor, segments) -> np.ndarray:
+    """The `(H, W)` map of segment indices 0..M−1: SLIC with about `segments` regions, or a given map relabelled."""
+    if isinstance(segments, (np.ndarray, torch.Tensor)):
+        given = np.asarray(segments.cpu() if isinstance(segments, torch.Tensor) else segments)
+        if given.shape != tuple(x.shape[-2:]) or not np.issubdtype(given.dtype, np.integer):
+            raise ValueError(f"segments must be a count or an integer map of shape {tuple(x.shape[-2:])}, "
+                             f"got {given.dtype} {given.shape}.")
+        return np.unique(given, return_inverse=True)[1].reshape(given.shape).astype(np.int64)
+    from skimage.segmentation import slic  # deferred: scikit-image is slow to import
+
+    count = whole_number(segments, "segments", 1, 1000)
+    labels = slic(bundle.to_image(x).astype(np.float64), n_segments=count, compactness=10, start_label=0)
+    return np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int64)
+
+
+def coalitions(players: int, samples: int, seed) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(coalitions `(n, M)` of 0/1, their regression weights, whether it is the full enumeration); the empty and
+    full coalitions are left out (the constraint stands for them)."""
+    if players <= MAX_EXACT_PLAYERS and samples >= 2 ** players:
+        z = np.array(list(itertools.product((0, 1), repeat=players))[1:-1], dtype=np.float64)
+        k = z.sum(1)
+        return z, (players - 1) / (np.array([math.comb(players, int(n)) for n in k]) * k * (players - k)), True
+    rng = np.random.default_rng(0 if seed is None else int(seed))
+    sizes = np.arange(1, players)
+    mass = (players - 1) / (sizes * (players - sizes))
+    half = max(1, samples // 2)
+    z = np.zeros((2 * half, players))
+    for i, k in enumerate(rng.choice(sizes, size=half, p=mass / mass.sum())):
+        z[2 * i, rng.choice(players, size=k, replace=False)] = 1
+        z[2 * i + 1] = 1 - z[2 * i]
+    return z, np.ones(len(z)), False
+
+
+def shapley_regression(z: np.ndarray, weights: np.ndarray, values: np.ndarray, total: float) -> np.ndarray:
+    """φ minimising Σ w (values − z·φ)² subject to Σ φ = total (the last φ eliminated: φ_M = total − Σ_{j<M} φ_j)."""
+    if z.shape[1] == 1:
+        return np.array([total])
+    a = z[:, :-1] - z[:, -1:]
+    b = values - z[:, -1] * total
+    root = np.sqrt(weights)[:, None]
+    head = np.linalg.lstsq(a * root, b * root[:, 0], rcond=None)[0]
+    return np.append(head, total - head.sum())
+
+
+@register("kernel_shap", "Kernel SHAP (superpixels)", "perturbation",
+          options=dict(segments=50, samples=512, seed=0, baseline="black"))
+def kernel_shap(bundle, x, target, progress: Progress | None = None, segments=50, samples=512, seed=0,
+                baseline="black") -> MethodResult:
+    samples = whole_number(samples, "samples", 2, 65536)
+    segment_map = superpixels(bundle, x, segments)
+    players = int(segment_map.max()) + 1
+    x_base = make_baseline(bundle, x, baseline, seed)
+    z, weights, exact = coalitions(players, samples, seed)
+    # Row 0: the baseline (empty coalition), row 1: x (full); then the coalitions.
+    z_all = np.concatenate([np.zeros((1, players)), np.ones((1, players)), z])
+    segment_index = torch.as_tensor(segment_map, device=x.device)
+    present = torch.as_tensor(z_all, dtype=x.dtype, device=x.device)
+
+    def inputs(start: int, stop: int) -> torch.Tensor:
+        mask = present[start:stop][:, segment_index].unsqueeze(1)  # (n, 1, H, W)
+        return x * mask + x_base * (1 - mask)
+
+    values = scores(bundle.model, x, len(z_all), inputs, lambda out: out[:, target], progress,
+                    "coalitions").cpu().numpy()
+    base_value, full_value = values[0], values[1]
+    phi = shapley_regression(z, weights, values[2:] - base_value, full_value - base_value)
+    pixels = np.bincount(segment_map.ravel(), minlength=players)
+    per_pixel = (phi / (3 * pixels))[segment_map].astype(np.float32)
+    attribution = np.broadcast_to(per_pixel, (3, *segment_map.shape)).copy()
+    change = full_value - base_value
+    result = pixel_result(attribution, delta=float(attribution.sum(dtype=np.float64)) - change)
+    result.extras.update(segments=segment_map, shapley_values=phi, exact=exact, coalitions=len(z),
+                         endpoint_logits=(float(base_value), float(full_value)), baseline=to_numpy(x_base[0]))
+    return result
