@@ -96,7 +96,7 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
 def test_methods_page_shows_every_card_and_filters():
     at = ok(page("page_methods.py").run())
     titles = [s.value for s in at.subheader]
-    assert len(titles) == 15 and "Integrated Gradients" in titles and "SmoothGrad (option)" in titles
+    assert len(titles) == 20 and "Integrated Gradients" in titles and "SmoothGrad (option)" in titles
     at.text_input(key="methods_filter").input("class-discriminative")
     ok(at.run())
     assert {"Grad-CAM", "Guided Backpropagation"} <= {s.value for s in at.subheader} < set(titles)
