@@ -3,7 +3,7 @@
     python bench/methods_lrp.py [--device cpu] [--repeats 1] [--quick]
 
 EfficientNet-Lite0 (bundled) and ResNet-50 (torchvision, weights=None: timing does not depend on the weights), one
-224x224 input. References: Zennit (LRP composites; on Lite0 with SequentialMergeBatchNorm only, as Zennit has no
+224x224 input (the cat sample). References: Zennit (LRP composites; on Lite0 with SequentialMergeBatchNorm only, as Zennit has no
 canonizer for its residual sums), Captum's Occlusion and KernelShap (same windows / feature mask / samples, the
 same forward batch size as ours). RISE has no reference library here: its row shows the same number of plain
 forwards instead. Settings are small so that the run stays short; per-forward costs scale linearly.
@@ -20,16 +20,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.timing import seeded_input, sync  # noqa: E402
+from bench.timing import sync  # noqa: E402
 from explainers import explain  # noqa: E402
 from explainers.baselines import make_baseline  # noqa: E402
 from explainers.perturbation import forward_chunk  # noqa: E402
 from explainers.shap import superpixels  # noqa: E402
-from models import load_model, wrap  # noqa: E402
+from models import load_model, read_image, wrap  # noqa: E402
 
-OCCLUSION = dict(window=56, stride=28)  # 7 × 7 windows
-RISE = dict(masks=64, cells=7)
-SHAP = dict(segments=50, samples=64)
+OCCLUSION = dict(window=112, stride=56)  # 3 × 3 windows
+RISE = dict(masks=32, cells=7)
+SHAP = dict(segments=50, samples=32)
+SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "cat.jpg"  # SLIC needs a real image
 
 
 def zennit_lrp(bundle, x, target, method):
@@ -108,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         bundles.append(("resnet50 (weights=None)", wrap(r50, target_layer=r50.layer4, classifier=r50.fc,
                                                         name="resnet50", device=device)))
     for name, bundle in bundles:
-        x, target = seeded_input(bundle, device)
+        x = bundle.preprocess(read_image(SAMPLE.read_bytes()))
         with torch.no_grad():
-            bundle.model(x)  # warm-up
+            target = int(bundle.model(x).argmax())  # also the warm-up
         for method, (ref_name, ref) in references(bundle, x, target).items():
             ours_t, ref_t = [], []
             for _ in range(max(1, args.repeats)):

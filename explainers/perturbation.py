@@ -50,8 +50,13 @@ def window_starts(size: int, window: int, stride: int) -> list[int]:
 @register("occlusion", "Occlusion", "perturbation", options=dict(window=32, stride=16, baseline="black", seed=0))
 def occlusion(bundle, x, target, progress: Progress | None = None, window=32, stride=16, baseline="black", seed=0):
     h, w = x.shape[-2:]
-    window = whole_number(window, "window (pixels)", 1, min(h, w))
-    stride = whole_number(stride, "stride (pixels)", 1, window)
+    asked = whole_number(window, "window (pixels)", 1, 4096)
+    stride = whole_number(stride, "stride (pixels)", 1, 4096)
+    if stride > asked:
+        raise ValueError(f"stride ({stride}) must not exceed the window ({asked} px): pixels would be skipped.")
+    # A window larger than the image covers all of it (so the defaults also suit small inputs).
+    window = min(asked, h, w)
+    stride = min(stride, window)
     x_base = make_baseline(bundle, x, baseline, seed)
     spots = [(r, c) for r in window_starts(h, window, stride) for c in window_starts(w, window, stride)]
 

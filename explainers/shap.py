@@ -5,9 +5,9 @@ keeps the present segments of x and puts the baseline's values in the absent one
 target logit. The Shapley values φ solve the weighted least squares
     min Σ_z π(z) (v(z) − v(∅) − z·φ)²,  π(z) = (M − 1) / (C(M, |z|) |z| (M − |z|)),
 under the constraint Σ φ = v(1) − v(∅) that the infinite weights of the empty and full coalitions stand for
-(solved exactly by eliminating one unknown). With every coalition enumerated (samples ≥ 2^M) the solution is the
-exact Shapley value; otherwise coalitions are sampled as Kernel SHAP does — a size k with probability ∝
-(M − 1) / (k (M − k)), then a uniform subset of that size, each paired with its complement — and weigh equally.
+(solved exactly by eliminating one unknown). With every coalition enumerated (samples ≥ 2^M − 2) the solution
+is the exact Shapley value; otherwise the sizes of most kernel weight are enumerated and the rest sampled, as the
+shap library's KernelExplainer does (see `coalitions`).
 Each segment's value is spread evenly over its pixels and channels, so Σ attribution = F(x) − F(x′).
 """
 from __future__ import annotations
@@ -41,22 +41,48 @@ def superpixels(bundle, x: torch.Tensor, segments) -> np.ndarray:
     return np.unique(labels, return_inverse=True)[1].reshape(labels.shape).astype(np.int64)
 
 
+def kernel_weight(players: int, size: np.ndarray) -> np.ndarray:
+    """π(z) for coalitions of `size` present players (1..M−1)."""
+    comb = np.array([math.comb(players, int(k)) for k in np.atleast_1d(size)], dtype=np.float64)
+    return (players - 1) / (comb * size * (players - size))
+
+
 def coalitions(players: int, samples: int, seed) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(coalitions `(n, M)` of 0/1, their regression weights, whether it is the full enumeration); the empty and
-    full coalitions are left out (the constraint stands for them)."""
-    if players <= MAX_EXACT_PLAYERS and samples >= 2 ** players:
-        z = np.array(list(itertools.product((0, 1), repeat=players))[1:-1], dtype=np.float64)
-        k = z.sum(1)
-        return z, (players - 1) / (np.array([math.comb(players, int(n)) for n in k]) * k * (players - k)), True
-    rng = np.random.default_rng(0 if seed is None else int(seed))
-    sizes = np.arange(1, players)
-    mass = (players - 1) / (sizes * (players - sizes))
-    half = max(1, samples // 2)
-    z = np.zeros((2 * half, players))
-    for i, k in enumerate(rng.choice(sizes, size=half, p=mass / mass.sum())):
-        z[2 * i, rng.choice(players, size=k, replace=False)] = 1
-        z[2 * i + 1] = 1 - z[2 * i]
-    return z, np.ones(len(z)), False
+    """(coalitions `(n, M)` of 0/1, their regression weights, whether every coalition is there); the empty and
+    full coalitions are left out (the constraint stands for them).
+
+    As the shap library's KernelExplainer: the sizes with the most kernel weight (1 and M−1, then 2 and M−2, …) are
+    enumerated completely while the budget allows, each coalition weighing π(z); the remaining budget samples the
+    other sizes (size ∝ its kernel mass, then a uniform subset, paired with its complement), sharing their mass.
+    """
+    if players <= MAX_EXACT_PLAYERS and samples >= 2 ** players - 2:
+        z = np.array(list(itertools.product((0, 1), repeat=players))[1:-1], dtype=np.float64).reshape(-1, players)
+        return z, kernel_weight(players, z.sum(1)), True
+    rows, weights, budget, left = [], [], samples, list(range(1, players))
+    for k in range(1, players // 2 + 1):
+        pair = sorted({k, players - k})
+        count = sum(math.comb(players, size) for size in pair)
+        if count > budget:
+            break
+        for size in pair:
+            for members in itertools.combinations(range(players), size):
+                row = np.zeros(players)
+                row[list(members)] = 1
+                rows.append(row)
+                weights.append(float(kernel_weight(players, np.array([size]))[0]))
+            left.remove(size)
+        budget -= count
+    if left and budget >= 2:
+        rng = np.random.default_rng(0 if seed is None else int(seed))
+        sizes = np.array(left)
+        mass = (players - 1) / (sizes * (players - sizes))
+        half = budget // 2
+        for k in rng.choice(sizes, size=half, p=mass / mass.sum()):
+            row = np.zeros(players)
+            row[rng.choice(players, size=int(k), replace=False)] = 1
+            rows += [row, 1 - row]
+        weights += [mass.sum() / (2 * half)] * (2 * half)
+    return np.array(rows).reshape(-1, players), np.array(weights), not left
 
 
 def shapley_regression(z: np.ndarray, weights: np.ndarray, values: np.ndarray, total: float) -> np.ndarray:

@@ -42,6 +42,7 @@ def zennit_relevance(bundle, x, target, method):
     return to_numpy(relevance[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["vgg11", "resnet18"])
 @pytest.mark.parametrize("method", METHODS)
 def test_equal_to_zennit(arch, method, x64, request):
