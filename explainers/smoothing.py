@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import MethodResult, cam_result, pixel_result, whole_number
+from .base import BadRequest, MethodResult, cam_result, pixel_result, short_repr, whole_number
 from .batching import run_in_chunks
 
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -25,23 +25,23 @@ CHUNK = 16
 
 
 def validate(smooth) -> tuple[str, int, float]:
-    """`smooth` dict → (kind, samples, sigma), or ValueError saying what is wrong."""
+    """`smooth` dict → (kind, samples, sigma), or BadRequest saying what is wrong."""
     if not isinstance(smooth, dict):
-        raise ValueError(f"smooth= must be a dict like {{'kind': 'smoothgrad', 'samples': 16, 'sigma': 0.15}}, "
+        raise BadRequest(f"smooth= must be a dict like {{'kind': 'smoothgrad', 'samples': 16, 'sigma': 0.15}}, "
                          f"got {type(smooth).__name__}")
     if not smooth:
-        raise ValueError("smooth={} says nothing: give at least its 'kind' (smoothgrad, smoothgrad_sq or vargrad), "
+        raise BadRequest("smooth={} says nothing: give at least its 'kind' (smoothgrad, smoothgrad_sq or vargrad), "
                          "or leave smooth= out for no smoothing.")
     unknown = set(smooth) - {"kind", "samples", "sigma"}
     if unknown:
-        raise ValueError(f"smooth= has unknown keys {sorted(unknown)}; expected kind, samples, sigma")
+        raise BadRequest(f"smooth= has unknown keys {short_repr(sorted(map(str, unknown)), 80)}; expected kind, samples, sigma")
     kind = smooth.get("kind", "smoothgrad")
-    if kind not in KINDS:
-        raise ValueError(f"Unknown smoothing kind {kind!r}; expected one of {', '.join(KINDS)}.")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise BadRequest(f"Unknown smoothing kind {short_repr(kind)}; expected one of {', '.join(KINDS)}.")
     samples, sigma = smooth.get("samples", 16), smooth.get("sigma", 0.15)
     samples = whole_number(samples, "smooth samples", 1, MAX_SAMPLES)
     if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating)) or not 0 <= sigma <= 1:
-        raise ValueError(f"smooth sigma (a fraction of the input's value range) must be in [0, 1], got {sigma!r}")
+        raise BadRequest(f"smooth sigma (a fraction of the input's value range) must be in [0, 1], got {short_repr(sigma)}")
     return kind, int(samples), float(sigma)
 
 
@@ -57,7 +57,7 @@ def noise_chunks(x: torch.Tensor, samples: int, stdev: float, seed: int):
 def smoothed_method(entry, smooth):
     """A method function that runs `entry`'s method under `smooth` (validated here, before any work)."""
     if not entry.info.smoothable:
-        raise ValueError(f"{entry.info.title} does not take smooth= (only gradient and path methods do).")
+        raise BadRequest(f"{entry.info.title} does not take smooth= (only gradient and path methods do).")
     validate(smooth)
 
     def run(bundle, x, target, progress=None, **options) -> MethodResult:
