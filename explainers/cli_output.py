@@ -116,7 +116,10 @@ def json_safe(value):
 
 
 def write_results(out: OutputFolder, stem: str, bundle, x, exp, title: str) -> dict:
-    """Write one explanation's files; returns what the summary records of it."""
+    """Write one explanation's files (none if any of their names is taken by a link); returns what the summary
+    records of it."""
+    for suffix in (".npy", ".png", ".html"):
+        out.refuse_non_file(stem + suffix)
     out.write(f"{stem}.npy", encoded_npy(exp.attribution))
     out.write(f"{stem}.png", encoded_png(render_overlay(bundle, x, exp)))
     record = dict(seconds=round(exp.seconds, 4), overlay=f"{stem}.png", attribution=f"{stem}.npy",
