@@ -67,14 +67,17 @@ def chunk_size(device: torch.device, bytes_per_sample: float | None, requested: 
 
 
 class _SavedBytes:
-    """Counts the bytes of activations autograd saves for backward (parameters excluded), in this thread."""
+    """Counts the bytes of activations autograd saves for backward, in this thread. Parameters are excluded, and
+    so are views of them (a Linear saves `weight.t()`: VGG's head alone would count as 475 MB per sample)."""
 
-    def __init__(self):
+    def __init__(self, model: torch.nn.Module):
         self.total = 0
+        self.parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
     def _pack(self, t):
-        if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter):
+        if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter) and (
+                t.untyped_storage().data_ptr() not in self.parameters):
             self.total += t.numel() * t.element_size()
         return t
 
@@ -95,7 +98,7 @@ def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Cal
         footprint = known_bytes_per_sample(model, x)
         size = min(chunk_size(x.device, footprint, batch_size), total - done)
         if footprint is None:
-            counter = _SavedBytes()
+            counter = _SavedBytes(model)
             with counter.hooks:
                 rows = work(done, done + size)
             if counter.total:

@@ -138,6 +138,9 @@ def explain_image(item: InputFile, bundle, methods: list[str], target: int | Non
         image = read_image(read_input(item.path))
     except (InputError, ImageError) as err:
         entry["error"] = f"cannot read image: {err}"
+    except Exception as err:  # a decoder failing in a way read_image did not foresee
+        entry["error"] = f"cannot read image: {type(err).__name__}"
+    if "error" in entry:
         progress.skip(len(methods), f"{item.shown}: skipped")
         return entry
     try:
@@ -219,7 +222,10 @@ def run(args, methods, device, files, problems, out: OutputFolder, load_model, m
     saved = True
     try:
         for item in files:
-            entry = explain_image(item, bundle, methods, target, args, out, progress)
+            try:
+                entry = explain_image(item, bundle, methods, target, args, out, progress)
+            except Exception as err:  # a bug: this image is lost, not the run (nor the summary)
+                entry = {"file": item.shown, "output": item.stem, "error": f"failed: {type(err).__name__}: {err}"}
             summary["images"].append(entry)
             summary["explanations_written"] += sum(1 for r in entry.get("methods", {}).values() if "error" not in r)
             summary["total_seconds"] = round(time.perf_counter() - start, 3)

@@ -17,6 +17,7 @@ from models.image_io import MAX_UPLOAD_BYTES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 MAX_STEM = 80  # characters of a file's stem kept in its output names (the method id and suffix come after)
+MAX_STEM_BYTES = 150  # and UTF-8 bytes: a name, with hash, method, suffix and temporary ending, stays < 255
 KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
@@ -113,7 +114,10 @@ def safe_stem(path: str) -> str:
     """The file's stem with only letters, digits, '-', '_' and '.' kept (others, and undecodable bytes, → '_')."""
     stem = os.path.splitext(os.path.basename(path))[0]
     kept = "".join(c if (c.isalnum() and c.isprintable()) or c in "-_." else "_" for c in stem)
-    return kept.lstrip(".-")[:MAX_STEM] or "image"
+    kept = kept.lstrip(".-")[:MAX_STEM]
+    while len(kept.encode("utf-8")) > MAX_STEM_BYTES:
+        kept = kept[:-1]
+    return kept or "image"
 
 
 def output_stems(paths: list[str]) -> list[str]:

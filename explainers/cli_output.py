@@ -38,6 +38,8 @@ class OutputFolder:
     def __init__(self, path: str):
         self.fd: int | None = None
         shown = printable(path)
+        if not path:
+            raise OutputError("--out is empty: name a folder")
         real = os.path.realpath(path)
         for root in SYSTEM_FOLDERS:
             if real == root or real.startswith(root + "/"):
