@@ -199,7 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     try:
+        out.refuse_non_file("summary.json")  # a planted link there would make every save fail: say it now
         return run(args, methods, device, files, problems, out, load_model, args.model or DEFAULT_MODEL)
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # while the model loads (later ones are handled in run)
         print("interrupted", file=sys.stderr)
         return 130

@@ -25,7 +25,7 @@ from PIL import Image
 
 from presentation.overlay import overlay
 
-from .cli_inputs import printable
+from .cli_inputs import kind_of, printable
 
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")  # virtual file systems: writing there is never a result folder
 
@@ -47,7 +47,9 @@ class OutputFolder:
         try:
             os.makedirs(real, exist_ok=True)
         except FileExistsError:
-            raise OutputError(f"--out {shown} is a file, not a folder") from None
+            mode = os.stat(real).st_mode if os.path.exists(real) else 0
+            what = "a file" if stat.S_ISREG(mode) else kind_of(mode)
+            raise OutputError(f"--out {shown} is {what}, not a folder") from None
         except OSError as err:
             raise OutputError(f"--out {shown} cannot be created ({err.strerror or type(err).__name__})") from None
         try:
