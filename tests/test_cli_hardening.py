@@ -75,16 +75,18 @@ def test_a_non_utf8_file_name_is_reported_and_later_images_still_run(tmp_path, l
     assert "Traceback" not in captured.err and "\x1b" not in captured.err + captured.out and "b\\xff" in captured.err
 
 
-@pytest.mark.parametrize("case", ["a file", "under /proc", "parent is a file", "under /sys"])
+@pytest.mark.parametrize("case", ["a file", "under /proc", "parent is a file", "under /sys", "a FIFO", "empty"])
 def test_a_bad_out_is_refused_before_the_model_loads(case, tmp_path, loads, capsys):
     (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
     out = {"a file": tmp_path / "file", "under /proc": "/proc/self/results", "under /sys": "/sys/kernel/x",
-           "parent is a file": tmp_path / "file" / "out"}[case]
+           "parent is a file": tmp_path / "file" / "out", "a FIFO": tmp_path / "fifo", "empty": ""}[case]
     assert run_main(SAMPLES / "cat.jpg", "--method", "saliency", "--out", out) == 1
     err = capsys.readouterr().err
     assert loads == [] and "Traceback" not in err
     assert {"a file": "is a file, not a folder", "under /proc": "system folder", "under /sys": "system folder",
-            "parent is a file": "cannot be created"}[case] in err
+            "parent is a file": "cannot be created", "a FIFO": "is a named pipe (FIFO), not a folder",
+            "empty": "--out is empty"}[case] in err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder; the other --out cases still run")
