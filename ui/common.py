@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +55,15 @@ class CurrentInput:
         """The k most probable classes as (index, name, probability)."""
         order = np.argsort(-self.probabilities)[:k]
         return [(int(i), self.bundle.category(int(i)), float(self.probabilities[i])) for i in order]
+
+
+def literal(text: str, limit: int = 120) -> str:
+    """`text` (a file name, a search a user typed) as a Markdown code span: shown as typed, never a link, an image,
+    HTML, a directive or formatting. Control characters (a blank line would end the span) become spaces."""
+    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in str(text))
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def image_id_of(data: bytes) -> str:
