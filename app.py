@@ -10,6 +10,10 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `streamlit run` from another directory
 
+from ui.settings import enforce_project_settings  # noqa: E402
+
+enforce_project_settings()  # upload limit, XSRF, hidden error details: whatever flags or other config files said
+
 st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/visibility:", layout="wide",
                    initial_sidebar_state="expanded")
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from presentation.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
-from models.image_io import UPLOAD_TYPES
+from models.image_io import MAX_UPLOAD_BYTES, UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
                        friendly_image_error, get_bundle, model_input)
 
@@ -53,7 +53,8 @@ def _choose_image() -> tuple[bytes, str]:
                       key="sample", on_change=_touched, args=("sample",),
                       help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
     upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload", on_change=_touched,
-                              args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.")
+                              args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.",
+                              max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     photo = None
     if st.toggle("Use the camera", key="use_camera"):
         photo = st.camera_input("Take a photo", key="camera", on_change=_touched, args=("camera",))
