@@ -1,15 +1,17 @@
 """Run decodes in reused worker processes (models/decode_worker.py) with a wall-clock deadline.
 
-A worker serves one request at a time; idle ones wait in a small pool so a normal upload pays only the transfer
-of its bytes and pixels. A worker that passed a limit (CPU timer, address space, wall clock) or crashed is
-reaped and replaced in the background. Replies are a JSON line plus raw RGB bytes, checked against the size the
-header announces; nothing is unpickled. `last_decode()` tells the calling thread what its latest decode cost.
+A worker serves one request at a time; idle ones wait in a small pool so a normal upload pays only the copy of
+its bytes in and its pixels out. Both travel through a memory file (memfd) that the worker inherits: one copy each
+way, where a pipe would take a round trip per megabyte, each stretched by a busy scheduler. The pipes carry one
+JSON line each way; nothing is unpickled, and the pixels must be exactly the size the reply announces. A worker
+that passed a limit (CPU timer, address space, wall clock) or crashed is reaped and a spare started. `last_decode()`
+tells the calling thread what its latest decode cost.
 """
 from __future__ import annotations
 
 import atexit
-import fcntl
 import json
+import mmap
 import os
 import selectors
 import signal
@@ -19,14 +21,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+from PIL import Image
+
 WALL_LIMIT_S = 3.0        # what a session or the CLI may wait for one file, queueing included
 IMAGE_BUILD_RESERVE_S = 0.3  # of which kept for making the PIL image from the pixels (40 megapixels, busy machine)
-CPU_LIMIT_S = 1.5         # a 12-megapixel JPEG needs ~0.15 s, 40 megapixels ~0.5 s (bench/README.md)
+CPU_LIMIT_S = 1.5         # a 12-megapixel JPEG needs ~0.15 s, 36 megapixels ~0.4 s (bench/README.md)
 MEMORY_LIMIT_BYTES = 768 * 2**20  # the worker's whole address space, interpreter and Pillow included
 MAX_IDLE_WORKERS = 2
 MAX_CONCURRENT = 4        # decodes at once; more wait for a slot within their wall limit
 MAX_REQUESTS_PER_WORKER = 200
-PIPE_BYTES = 2**20
 WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decode_worker.py")
 
 
@@ -37,7 +40,7 @@ class DecodeFailed(Exception):
 @dataclass
 class DecodeStats:
     outcome: str          # "decoded", "refused", "cpu limit", "memory limit", "wall limit", "busy", "crashed"
-    wall_s: float
+    wall_s: float         # the whole call, the image built
     cpu_s: float | None   # worker CPU for this request (None when it was killed before answering)
     peak_bytes: int | None  # worker peak RSS for this request, or for its whole life when it was killed
     worker_pid: int | None
@@ -46,15 +49,12 @@ class DecodeStats:
 class _Worker:
     def __init__(self):
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
+        self.shared = os.memfd_create("decode-worker", os.MFD_CLOEXEC)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", WORKER_SCRIPT, str(MEMORY_LIMIT_BYTES), str(CPU_LIMIT_S)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
+            [sys.executable, "-I", WORKER_SCRIPT, str(MEMORY_LIMIT_BYTES), str(CPU_LIMIT_S), str(self.shared)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
+            pass_fds=(self.shared,))
         self.served = 0
-        for stream in (self.proc.stdin, self.proc.stdout):  # fewer round trips for megabytes of pixels
-            try:
-                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-            except OSError:  # above /proc/sys/fs/pipe-max-size: the default 64 KB works, only slower
-                pass
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -70,6 +70,9 @@ class _Worker:
                 stream.close()
             except OSError:
                 pass
+        if self.shared >= 0:
+            os.close(self.shared)
+            self.shared = -1
         try:
             _, status, usage = os.wait4(self.proc.pid, 0)
         except ChildProcessError:  # already reaped by Popen.poll()
@@ -77,59 +80,47 @@ class _Worker:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return self.proc.returncode, usage.ru_maxrss * 1024
 
-    def exchange(self, request: bytes, deadline: float) -> tuple[dict, bytearray] | None:
-        """Send the request, read the reply; None when the deadline passes or the worker dies first."""
-        out_fd, in_fd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
-        os.set_blocking(out_fd, False)
+    def exchange(self, data: bytes, max_pixels: int, deadline: float) -> dict | None:
+        """Hand over the bytes, wait for the reply line; None when the deadline passes or the worker dies first."""
+        os.ftruncate(self.shared, 0)
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.pwrite(self.shared, view[done:], done)
+        in_fd = self.proc.stdout.fileno()
         os.set_blocking(in_fd, False)
-        sent, head, header, pixels, got = 0, bytearray(), None, None, 0
+        try:  # one short line: far below the pipe's buffer, so this does not block
+            self.proc.stdin.write(json.dumps({"size": len(data), "max_pixels": int(max_pixels)}).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return None
+        line = bytearray()
         with selectors.DefaultSelector() as selector:
-            selector.register(out_fd, selectors.EVENT_WRITE)
             selector.register(in_fd, selectors.EVENT_READ)
-            view = memoryview(request)
-            while True:
+            while b"\n" not in line:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or len(line) > 65536:
                     return None
-                for key, _ in selector.select(remaining):
+                if selector.select(remaining):
                     try:
-                        if key.fd == out_fd:
-                            sent += os.write(out_fd, view[sent:sent + 2**20])
-                            if sent == len(request):
-                                selector.unregister(out_fd)
-                        elif header is None:
-                            chunk = os.read(in_fd, 65536)
-                            if not chunk:
-                                return None
-                            head += chunk
-                            if b"\n" in head:
-                                line, _, rest = bytes(head).partition(b"\n")
-                                header = json.loads(line)
-                                pixels = bytearray(_payload_size(header))
-                                if len(rest) > len(pixels):
-                                    return None
-                                pixels[:len(rest)] = rest
-                                got = len(rest)
-                        else:
-                            count = os.readv(in_fd, [memoryview(pixels)[got:]])
-                            if count == 0:
-                                return None
-                            got += count
-                    except (BrokenPipeError, ConnectionResetError):
-                        return None
+                        chunk = os.read(in_fd, 65536)
                     except BlockingIOError:
                         continue
-                if header is not None and got == len(pixels):
-                    return header, pixels
+                    if not chunk:
+                        return None
+                    line += chunk
+        return json.loads(bytes(line).partition(b"\n")[0])
 
-
-def _payload_size(header: dict) -> int:
-    if not header.get("ok"):
-        return 0
-    width, height = header["width"], header["height"]
-    if not (isinstance(width, int) and isinstance(height, int) and 0 < width and 0 < height):
-        raise ValueError("bad reply header")
-    return width * height * 3
+    def image(self, reply: dict, max_pixels: int) -> Image.Image:
+        """The RGB image whose pixels the worker left in the memory file (checked against the reply)."""
+        width, height = reply["width"], reply["height"]
+        if not (type(width) is int and type(height) is int and 0 < width and 0 < height
+                and width * height <= max_pixels and os.fstat(self.shared).st_size == width * height * 3):
+            raise ValueError("the pixels do not match the reply")
+        image = Image.new("RGB", (width, height), None)  # no fill: every pixel is written next
+        with mmap.mmap(self.shared, width * height * 3, prot=mmap.PROT_READ) as pixels:
+            image.frombytes(pixels)
+        os.ftruncate(self.shared, 0)  # give the pages back while the worker waits
+        return image
 
 
 class _Pool:
@@ -198,8 +189,8 @@ def last_decode() -> DecodeStats | None:
     return getattr(_last, "stats", None)
 
 
-def decode_in_worker(data: bytes, max_pixels: int) -> tuple[int, int, bytearray]:
-    """(width, height, RGB bytes) of `data`, decoded in a worker; `DecodeFailed` with a user message otherwise."""
+def decode_in_worker(data: bytes, max_pixels: int) -> Image.Image:
+    """`data` decoded by a worker into an RGB image; `DecodeFailed` with a message for the user otherwise."""
     start = time.monotonic()
     deadline = start + WALL_LIMIT_S - IMAGE_BUILD_RESERVE_S
     pool = _get_pool()
@@ -212,10 +203,10 @@ def decode_in_worker(data: bytes, max_pixels: int) -> tuple[int, int, bytearray]
         raise DecodeFailed("The server is busy decoding other images; please try again in a moment.")
     try:
         worker = pool.take()
-        request = json.dumps({"size": len(data), "max_pixels": int(max_pixels)}).encode() + b"\n" + data
         try:
-            reply = worker.exchange(request, deadline)
-        except (ValueError, KeyError):  # a reply that does not parse: the worker is not trusted again
+            reply = worker.exchange(data, max_pixels, deadline)
+            image = worker.image(reply, max_pixels) if reply is not None and reply["ok"] else None
+        except (ValueError, KeyError, TypeError, OSError):  # a reply that does not check out: not trusted again
             reply = None
         if reply is None:
             timed_out = time.monotonic() >= deadline
@@ -223,14 +214,12 @@ def decode_in_worker(data: bytes, max_pixels: int) -> tuple[int, int, bytearray]
             outcome, message = _why_it_died(status, timed_out)
             finish(outcome, None, peak, worker.proc.pid)
             raise DecodeFailed(message)
-        header, pixels = reply
         worker.served += 1
         pool.give_back(worker)
-        finish("decoded" if header["ok"] else "refused", header.get("cpu_s"), header.get("peak_bytes"),
-               worker.proc.pid)
-        if not header["ok"]:
-            raise DecodeFailed(str(header.get("error") or "The image could not be decoded."))
-        return header["width"], header["height"], pixels
+        finish("decoded" if reply["ok"] else "refused", reply.get("cpu_s"), reply.get("peak_bytes"), worker.proc.pid)
+        if image is None:
+            raise DecodeFailed(str(reply.get("error") or "The image could not be decoded."))
+        return image
     finally:
         pool.slots.release()
         pool.keep_one_ready()

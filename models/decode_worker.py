@@ -1,16 +1,16 @@
 """The decode worker: a separate, reused process that turns untrusted bytes into RGB pixels under hard limits.
 
-Started by models/decode_pool.py as `python -I decode_worker.py MEMORY_BYTES CPU_SECONDS`; never imported by the
+Started by models/decode_pool.py as `python -I decode_worker.py MEMORY_BYTES CPU_SECONDS SHARED_FD`; never imported by the
 app. It imports only Pillow (numpy when an image needs it) and the two sibling modules image_guards and
 image_decode, never torch. Limits: the address space (RLIMIT_AS) for the whole process, and per request a
 CPU-time timer (ITIMER_PROF: the kernel ends the process with SIGPROF, even inside a C decoder) backed by
 RLIMIT_CPU. CPU time, not wall time, so a busy machine does not make a normal photo look hostile; the parent
 adds the wall-clock limit.
 
-Protocol (no pickle either way), one request at a time on stdin/stdout:
-  request: a JSON line {"size": N, "max_pixels": P} then N bytes of file data;
-  reply:   a JSON line {"ok": true, "width": W, "height": H, "cpu_s": .., "peak_bytes": ..} then W*H*3 RGB bytes,
-           or {"ok": false, "error": "message for the user", "cpu_s": .., "peak_bytes": ..}.
+Protocol (no pickle either way), one request at a time: the file's bytes are in the memory file SHARED_FD (a
+memfd the parent passes), the request on stdin is a JSON line {"size": N, "max_pixels": P}; the reply on stdout
+is a JSON line {"ok": true, "width": W, "height": H, "cpu_s": .., "peak_bytes": ..} with exactly W*H*3 RGB bytes
+left in the memory file, or {"ok": false, "error": "message for the user", "cpu_s": .., "peak_bytes": ..}.
 """
 import json
 import math
@@ -38,14 +38,19 @@ def _reset_peak() -> None:
         pass
 
 
-def _read_exact(stream, size: int) -> bytes:
-    data = stream.read(size)
-    if data is None or len(data) != size:
-        sys.exit(0)  # the parent went away
+def _read_request(shared: int, size: int) -> bytes:
+    data = os.pread(shared, size, 0)
+    os.ftruncate(shared, 0)  # the pages go back before decoding needs memory
     return data
 
 
-def main(memory_bytes: int, cpu_seconds: float) -> None:
+def _write_pixels(shared: int, pixels: bytes) -> None:
+    view, done = memoryview(pixels), 0
+    while done < len(view):
+        done += os.pwrite(shared, view[done:], done)
+
+
+def main(memory_bytes: int, cpu_seconds: float, shared: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's folder out
@@ -58,7 +63,7 @@ def main(memory_bytes: int, cpu_seconds: float) -> None:
         if not line:
             return
         request = json.loads(line)
-        data = _read_exact(stdin, int(request["size"]))
+        data = _read_request(shared, int(request["size"]))
         _reset_peak()
         start = time.process_time()
         resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(start + cpu_seconds) + 1, resource.RLIM_INFINITY))
@@ -79,11 +84,11 @@ def main(memory_bytes: int, cpu_seconds: float) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
         del data
         reply.update(cpu_s=time.process_time() - start, peak_bytes=_peak_bytes())
+        _write_pixels(shared, pixels)
         stdout.write(json.dumps(reply).encode() + b"\n")
-        stdout.write(pixels)
         stdout.flush()
         del pixels
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), float(sys.argv[2]))
+    main(int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))

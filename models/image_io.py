@@ -32,7 +32,6 @@ def read_image(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: in
     if len(data) > max_bytes:
         raise ImageError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB.")
     try:
-        width, height, pixels = decode_in_worker(bytes(data), max_pixels)
+        return decode_in_worker(bytes(data), max_pixels)
     except DecodeFailed as err:
         raise ImageError(str(err)) from None
-    return Image.frombuffer("RGB", (width, height), pixels, "raw", "RGB", 0, 1)
