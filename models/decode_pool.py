@@ -111,14 +111,21 @@ class _Worker:
         return json.loads(bytes(line).partition(b"\n")[0])
 
     def image(self, reply: dict, max_pixels: int) -> Image.Image:
-        """The RGB image whose pixels the worker left in the memory file (checked against the reply)."""
+        """The RGB image the worker left in the memory file as binary PPM (checked against the reply)."""
         width, height = reply["width"], reply["height"]
         if not (type(width) is int and type(height) is int and 0 < width and 0 < height
-                and width * height <= max_pixels and os.fstat(self.shared).st_size == width * height * 3):
+                and width * height <= max_pixels):
+            raise ValueError("the reply's size is out of bounds")
+        header = b"P6\n%d %d\n255\n" % (width, height)
+        size = len(header) + width * height * 3
+        if os.fstat(self.shared).st_size != size:
             raise ValueError("the pixels do not match the reply")
         image = Image.new("RGB", (width, height), None)  # no fill: every pixel is written next
-        with mmap.mmap(self.shared, width * height * 3, prot=mmap.PROT_READ) as pixels:
-            image.frombytes(pixels)
+        with mmap.mmap(self.shared, size, prot=mmap.PROT_READ) as ppm:
+            if ppm[:len(header)] != header:
+                raise ValueError("the pixels do not match the reply")
+            with memoryview(ppm) as view:
+                image.frombytes(view[len(header):])
         os.ftruncate(self.shared, 0)  # give the pages back while the worker waits
         return image
 

@@ -1,16 +1,17 @@
 """The decode worker: a separate, reused process that turns untrusted bytes into RGB pixels under hard limits.
 
-Started by models/decode_pool.py as `python -I decode_worker.py MEMORY_BYTES CPU_SECONDS SHARED_FD`; never imported by the
-app. It imports only Pillow (numpy when an image needs it) and the two sibling modules image_guards and
+Started by models/decode_pool.py as `python -I decode_worker.py MEMORY_BYTES CPU_SECONDS SHARED_FD`; never
+imported by the app. It imports only Pillow (numpy when an image needs it) and the two sibling modules image_guards and
 image_decode, never torch. Limits: the address space (RLIMIT_AS) for the whole process, and per request a
 CPU-time timer (ITIMER_PROF: the kernel ends the process with SIGPROF, even inside a C decoder) backed by
 RLIMIT_CPU. CPU time, not wall time, so a busy machine does not make a normal photo look hostile; the parent
 adds the wall-clock limit.
 
 Protocol (no pickle either way), one request at a time: the file's bytes are in the memory file SHARED_FD (a
-memfd the parent passes), the request on stdin is a JSON line {"size": N, "max_pixels": P}; the reply on stdout
-is a JSON line {"ok": true, "width": W, "height": H, "cpu_s": .., "peak_bytes": ..} with exactly W*H*3 RGB bytes
-left in the memory file, or {"ok": false, "error": "message for the user", "cpu_s": .., "peak_bytes": ..}.
+memfd the parent passes), the request on stdin is a JSON line {"size": N, "max_pixels": P}. The reply on stdout
+is a JSON line, {"ok": true, "width": W, "height": H, "cpu_s": .., "peak_bytes": ..} with the image left in the
+memory file as binary PPM (header "P6", W H, 255, then exactly W*H*3 RGB bytes), or {"ok": false, "error":
+"message for the user", "cpu_s": .., "peak_bytes": ..}.
 """
 import json
 import math
@@ -44,10 +45,12 @@ def _read_request(shared: int, size: int) -> bytes:
     return data
 
 
-def _write_pixels(shared: int, pixels: bytes) -> None:
-    view, done = memoryview(pixels), 0
-    while done < len(view):
-        done += os.pwrite(shared, view[done:], done)
+def _write_pixels(shared: int, image) -> None:
+    """The image as binary PPM (a short header, then the RGB bytes): Pillow writes it to the file in one pass."""
+    os.ftruncate(shared, 0)
+    os.lseek(shared, 0, os.SEEK_SET)
+    with os.fdopen(os.dup(shared), "wb") as out:
+        image.save(out, "PPM")
 
 
 def main(memory_bytes: int, cpu_seconds: float, shared: int) -> None:
@@ -68,10 +71,10 @@ def main(memory_bytes: int, cpu_seconds: float, shared: int) -> None:
         start = time.process_time()
         resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(start + cpu_seconds) + 1, resource.RLIM_INFINITY))
         signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
-        pixels, reply = b"", {"ok": False}
+        reply = {"ok": False}
         try:
             image = decode(data, int(request["max_pixels"]))
-            pixels = image.tobytes()
+            _write_pixels(shared, image)
             reply = {"ok": True, "width": image.width, "height": image.height}
             del image
         except Refused as err:
@@ -84,10 +87,8 @@ def main(memory_bytes: int, cpu_seconds: float, shared: int) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
         del data
         reply.update(cpu_s=time.process_time() - start, peak_bytes=_peak_bytes())
-        _write_pixels(shared, pixels)
         stdout.write(json.dumps(reply).encode() + b"\n")
         stdout.flush()
-        del pixels
 
 
 if __name__ == "__main__":

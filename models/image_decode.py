@@ -82,7 +82,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _stretch_to_grey(image: Image.Image) -> Image.Image:
-    """16/32-bit integer or float greyscale → 8 bits over its finite range (float32 in place: 40 MP stays < 400 MB)."""
+    """16/32-bit integer or float greyscale → 8 bits over its finite range (float32, in place: 40 MP < 400 MB)."""
     import numpy as np
 
     values = np.array(image, dtype=np.float32)  # a copy: the image's own buffer is read-only

@@ -103,7 +103,8 @@ def _check_png(data: bytes) -> None:
             return
 
 
-_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8,
+                    18: 8}
 _STRIP_OR_TILE_TABLES = {273: "strip offsets", 279: "strip byte counts", 324: "tile offsets", 325: "tile byte counts"}
 
 

@@ -164,7 +164,8 @@ def _build(spec: ModelSpec, device: torch.device) -> ModelBundle:
 # What torchvision's builders do for their pretrained weights besides loading them (a state dict alone lacks it).
 _PRETRAINED_OPTIONS = {"googlenet": {"transform_input": True, "aux_logits": True, "init_weights": False}}
 # DenseNet checkpoints keep the pre-0.4 names "norm.1" for "norm1" (torchvision renames them the same way).
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
 def hash_prefix(spec: ModelSpec) -> str:
