@@ -82,11 +82,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _stretch_to_grey(image: Image.Image) -> Image.Image:
-    """16/32-bit integer or float greyscale → 8 bits over its finite range (float32, in place: 40 MP < 400 MB)."""
+    """16/32-bit integer or float greyscale → 8 bits over its finite range (float32, in place: 40 MP < 400 MB);
+    a tRNS grey key (16-bit PNG) turns white, as every other kind of transparency does."""
     import numpy as np
 
+    key = image.info.get("transparency")
     values = np.array(image, dtype=np.float32)  # a copy: the image's own buffer is read-only
     image.close()
+    transparent = values == key if isinstance(key, int) else None
     finite = np.isfinite(values)
     lo = float(values.min(where=finite, initial=np.inf))
     hi = float(values.max(where=finite, initial=-np.inf))
@@ -97,7 +100,10 @@ def _stretch_to_grey(image: Image.Image) -> Image.Image:
     values -= lo
     values *= 255.0 / (hi - lo) if hi > lo else 0.0
     values += 0.5
-    return Image.fromarray(values.astype(np.uint8))
+    grey = values.astype(np.uint8)
+    if transparent is not None:
+        grey[transparent] = 255
+    return Image.fromarray(grey)
 
 
 _SIGNATURES = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),

@@ -92,6 +92,11 @@ def test_colour_key_transparency_goes_on_white_like_every_other_kind(make):
     assert (out[0, 0] == 200).all()       # the opaque rest keeps its value
 
 
+def test_16_bit_grey_key_transparency_goes_on_white():
+    out = grey(hostile.grey16_png_with_trns())
+    assert (out[8:24, 8:24] == 255).all() and 0 < out[0, 0] < 30
+
+
 def test_palette_and_alpha_transparency_follow_the_same_rule():
     pal = Image.new("P", (16, 16), 3)
     pal.putpalette([0, 0, 0] * 256)

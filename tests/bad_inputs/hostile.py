@@ -127,6 +127,13 @@ def grey_png_with_trns() -> bytes:
     return encode(Image.fromarray(arr), "PNG", transparency=0)
 
 
+def grey16_png_with_trns() -> bytes:
+    arr = np.full((32, 32), 3000, np.uint16)
+    arr[8:24, 8:24] = 1234
+    arr[0, 1] = 60000  # the range is 1234 … 60000: the opaque 3000 is a dark grey
+    return encode(Image.fromarray(arr), "PNG", transparency=1234)
+
+
 def rgb_png_with_trns() -> bytes:
     arr = np.full((32, 32, 3), 200, np.uint8)
     arr[8:24, 8:24] = (10, 20, 30)

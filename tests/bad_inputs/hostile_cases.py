@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PIL import Image
-
 from hostile import (STALL, TOO_BIG, bmp_rle8, bmp_rle8_escapes, bmp_with_size, encode, float_tiff_with_infinities,
-                     gif_with_extensions, gif_with_size, grey16_tiff, grey_png_with_trns, int32_tiff_above_16_bits,
-                     jpeg_with_empty_scans, jpeg_with_segments, jpeg_with_size, jpeg_with_stray_bytes, photo,
-                     photo_12mp, png_chunk, png_deflate_bomb, png_split_idat, png_text_bomb, png_with_chunks,
-                     png_with_size, rgb_png_with_trns, tiff_big_tag_data, tiff_strips, tiff_tiles, tiff_with_tags,
-                     truncated, webp_with_size)
+                     gif_with_extensions, gif_with_size, grey16_png_with_trns, grey16_tiff, grey_png_with_trns,
+                     int32_tiff_above_16_bits, jpeg_with_empty_scans, jpeg_with_segments, jpeg_with_size,
+                     jpeg_with_stray_bytes, photo, photo_12mp, png_chunk, png_deflate_bomb, png_split_idat,
+                     png_text_bomb, png_with_chunks, png_with_size, rgb_png_with_trns, tiff_big_tag_data, tiff_strips,
+                     tiff_tiles, tiff_with_tags, truncated, webp_with_size)
 
 DAMAGED = "damaged|truncated|could not be decoded"
 
@@ -125,6 +123,7 @@ def build() -> dict[str, tuple[Callable[[], bytes], dict]]:
         "grey16_narrow_range.tiff": (grey16_tiff, accept(32, 32)),
         "grey_trns.png": (grey_png_with_trns, accept(32, 32)),
         "rgb_trns.png": (rgb_png_with_trns, accept(32, 32)),
+        "grey16_trns.png": (grey16_png_with_trns, accept(32, 32)),
         "cmyk_progressive.jpg": (lambda: encode(photo().convert("CMYK"), "JPEG", progressive=True), accept(96, 64)),
         "one_bit.tiff": (lambda: encode(photo().convert("1"), "TIFF"), accept(96, 64)),
         "la.png": (lambda: encode(photo().convert("LA"), "PNG"), accept(96, 64)),
