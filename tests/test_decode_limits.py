@@ -166,7 +166,7 @@ def test_wall_limit_gives_up_and_the_next_upload_works(limits):
     start = time.perf_counter()
     with pytest.raises(ImageError, match="took longer"):
         read_image(photo)
-    assert time.perf_counter() - start < 0.35 * WALL_SLACK + 0.2
+    assert time.perf_counter() - start < 0.35 + 0.5  # the deadline, plus killing and reaping on a busy machine
     killed = last_decode().worker_pid
     assert last_decode().outcome == "wall limit" and not Path(f"/proc/{killed}").exists()
     assert read_image(hostile.encode(hostile.photo(), "PNG")).size == (96, 64)
