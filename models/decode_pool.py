@@ -157,7 +157,10 @@ class _Pool:
         """Start a spare worker now, so the next upload does not pay the interpreter's start-up."""
         with self.lock:
             if not self.idle:
-                self.idle.append(_Worker())
+                try:
+                    self.idle.append(_Worker())
+                except OSError:  # the next decode tries again, and says so if it cannot
+                    pass
 
     def close(self) -> None:
         with self.lock:
@@ -209,7 +212,11 @@ def decode_in_worker(data: bytes, max_pixels: int) -> Image.Image:
         finish("busy")
         raise DecodeFailed("The server is busy decoding other images; please try again in a moment.")
     try:
-        worker = pool.take()
+        try:
+            worker = pool.take()
+        except OSError as err:  # no interpreter to start, no file descriptors left...
+            finish("crashed")
+            raise DecodeFailed(f"The image decoder could not be started ({type(err).__name__}); please try again.")
         try:
             reply = worker.exchange(data, max_pixels, deadline)
             image = worker.image(reply, max_pixels) if reply is not None and reply["ok"] else None

@@ -169,7 +169,18 @@ def test_wall_limit_gives_up_and_the_next_upload_works(limits):
     assert time.perf_counter() - start < 0.35 + 0.5  # the deadline, plus killing and reaping on a busy machine
     killed = last_decode().worker_pid
     assert last_decode().outcome == "wall limit" and not Path(f"/proc/{killed}").exists()
+    limits.undo()  # the default limits again: the next upload gets a working worker
     assert read_image(hostile.encode(hostile.photo(), "PNG")).size == (96, 64)
+
+
+def test_a_decoder_that_cannot_start_is_a_message(limits):
+    limits.setattr(decode_pool, "WORKER_SCRIPT", "/nonexistent/decode_worker.py")  # the interpreter exits at once
+    with pytest.raises(ImageError, match="could not be decoded|decoder"):
+        read_image(hostile.encode(hostile.photo(), "PNG"))
+    limits.setattr(decode_pool.sys, "executable", "/nonexistent/python")
+    decode_pool.reset()
+    with pytest.raises(ImageError, match="could not be started"):
+        read_image(hostile.encode(hostile.photo(), "PNG"))
 
 
 def test_concurrent_decodes_each_get_their_own_worker():
