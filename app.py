@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # `streamlit run` from
 st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/visibility:", layout="wide",
                    initial_sidebar_state="expanded")
 
-from ui.sidebar import render_shared_sidebar  # noqa: E402  (after set_page_config)
+from ui.address import apply_query_params, show_notes, write_query_params  # noqa: E402  (after set_page_config)
+from ui.sidebar import render_shared_sidebar  # noqa: E402
 
 PAGES = [
     st.Page("ui/page_explore.py", title="Explore", icon=":material/image_search:", default=True),
@@ -24,5 +25,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES, position="top")
-render_shared_sidebar()
-page.run()
+apply_query_params()
+chosen = render_shared_sidebar()
+show_notes()
+try:
+    page.run()
+finally:  # also when a page stops early: the address always reproduces the view
+    write_query_params(chosen)

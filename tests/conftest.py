@@ -34,6 +34,13 @@ def to_numpy(t) -> "np.ndarray":
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
+def shows_source(at, source: str) -> bool:
+    """Whether an AppTest run shows the image's source ("upload: NAME") as the pages write it: literally."""
+    from ui.common import markdown_literal
+
+    return any(markdown_literal(source) in c.value for c in at.caption)
+
+
 def sample_bytes(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 

@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-from conftest import ROOT, TinyImageNetCNN, sample_bytes
+from conftest import ROOT, TinyImageNetCNN, sample_bytes, shows_source
 from models import list_models, wrap
 
 TIMEOUT = 180  # first run imports torch and loads the model; 2 busy CPU cores
@@ -155,17 +155,17 @@ def test_uploaded_png_shows_its_predictions():
     assert any(word in target.format_func(target.value) for word in ("espresso", "cup", "coffee")), target.value
     top5 = chart_spec(at, "top5_chart")["data"][0]["hovertext"]
     assert any("espresso" in name or "cup" in name for name in top5)
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png")
 
 
 def test_the_input_touched_last_wins(tiny_model):
     at = ok(new_app().run())
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png")
     ok(at.pills(key="sample").set_value("rocket.jpg").run())  # a sample clicked after the upload shows
-    assert any("sample: rocket.jpg" in m.value for m in at.markdown)
+    assert shows_source(at, "sample: rocket.jpg")
     ok(at.file_uploader(key="upload").set_value(("astro.png", png_of(sample_bytes("astronaut.jpg")), "image/png")).run())
-    assert any("upload: astro.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: astro.png")
 
 
 def test_text_file_upload_shows_an_error_and_the_app_recovers():
@@ -175,7 +175,7 @@ def test_text_file_upload_shows_an_error_and_the_app_recovers():
     assert any("not an image" in e.value for e in at.error)
     assert "Grad-CAM" in captions(at)  # the sample is still explained meanwhile
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png")
 
 
 def test_camera_photo_replaces_the_sample(tiny_model):

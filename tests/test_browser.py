@@ -141,3 +141,25 @@ def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artif
         with Image.open(artifacts_dir / "app.png") as shot:  # no alpha channel, optimised
             shot.convert("RGB").save(ROOT / "assets" / "screenshot.png", optimize=True)
     page.close()
+
+
+def test_a_link_reproduces_methods_class_and_steps(app_url, browser):
+    """A teacher's link opened in a fresh browser: the same sample, class, methods and steps, on the same page."""
+    view = "sample=cat_and_espresso&target=967&methods=saliency,grad_cam&steps=16&rule=gauss_legendre"
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.goto(f"{app_url}/?{view}", wait_until="domcontentloaded")
+    page.get_by_text("sample: cat_and_espresso.jpg").wait_for(timeout=RUN_SECONDS * 1000)
+    wait_until_idle(page, RUN_SECONDS)
+    captions = page.locator(".st-key-tiles [data-testid='stImageCaption']").all_inner_texts()
+    assert captions[1:] == ["Saliency (gradient)", "Grad-CAM"], captions
+    target = page.locator("[data-testid='stSidebar'] .st-key-target")
+    shown = target.inner_text() + " ".join(box.input_value() for box in target.locator("input").all())
+    assert "espresso" in shown, shown
+    assert "speaks for espresso" in page.get_by_text("What in this photo").inner_text()
+    assert all(part in page.url.replace("%2C", ",") for part in view.split("&")), page.url
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.goto(f"{app_url}/trust?{view}", wait_until="domcontentloaded")
+    page.get_by_text("Can these maps be trusted?").wait_for(timeout=RUN_SECONDS * 1000)
+    assert page.url.startswith(f"{app_url}/trust?") and "target=967" in page.url, page.url
+    page.context.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -253,5 +254,30 @@ def _compute(store: _LRU, key: tuple, bundle, x, target, method, options, label)
     return result
 
 
+UNSURE_BELOW = 0.2  # a top-1 probability under this: the object may not be one of the model's classes
+
+
+def class_question(chosen: CurrentInput) -> str:
+    """The page's question in Markdown, worded for the model's own answer or for a class the user picked."""
+    top = chosen.top(1)[0]
+    p = float(chosen.probabilities[chosen.target])
+    if chosen.target == top[0]:
+        text = f"Why does **{chosen.bundle.title}** see **{chosen.target_name}** ({p:.1%}) in this photo?"
+    else:
+        text = (f"What in this photo speaks for **{chosen.target_name}** according to **{chosen.bundle.title}**? "
+                f"It gives that class {p:.1%}; its own answer is **{top[1]}** ({top[2]:.1%}).")
+    if top[2] < UNSURE_BELOW:
+        text += (f" The model is unsure (its top class has {top[2]:.0%}): the object may not be one of the "
+                 f"{chosen.bundle.num_classes} classes it knows.")
+    return text
+
+
+def markdown_literal(text: str) -> str:
+    """`text` shown verbatim inside Markdown: every ASCII punctuation character backslash-escaped (CommonMark
+    allows it for all of them), so a file name cannot become a link, an image, a formula or emphasis. HTML is
+    already shown as text by Streamlit unless a call opts in, which none with user text does."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
 def friendly_image_error(err: ImageError) -> None:
-    st.error(f"That file could not be used: {err}", icon=":material/image_not_supported:")
+    st.error(f"That file could not be used: {markdown_literal(str(err))}", icon=":material/image_not_supported:")

@@ -79,18 +79,16 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
         ig = infos.get("integrated_gradients")
         defaults_ig = ig.options if ig else {}
         with st.expander("Integrated Gradients / DeepLIFT", expanded=True):
-            baselines = baseline_names()
-            default_baseline = defaults_ig.get("baseline", "black")
-            baseline = st.selectbox("Baseline x′", baselines, format_func=pretty_name, key="ig_baseline",
-                                    index=baselines.index(default_baseline) if default_baseline in baselines else 0,
+            st.session_state.setdefault("ig_baseline", defaults_ig.get("baseline", "black"))
+            baseline = st.selectbox("Baseline x′", baseline_names(), format_func=pretty_name, key="ig_baseline",
                                     persist_state="session",
                                     help="The reference input whose logit the attributions are measured against.")
-            steps = st.select_slider("Steps", STEP_CHOICES, value=DEFAULT_STEPS, key="ig_steps", persist_state="session",
+            st.session_state.setdefault("ig_steps", DEFAULT_STEPS)
+            steps = st.select_slider("Steps", STEP_CHOICES, key="ig_steps", persist_state="session",
                                      help="Gradient evaluations along the path; more steps, smaller completeness error.")
-            rules = rule_names()
-            default_rule = APP_DEFAULT_RULE
-            rule = st.selectbox("Quadrature rule", rules, format_func=pretty_name, key="ig_rule", persist_state="session",
-                                index=rules.index(default_rule) if default_rule in rules else 0,
+            st.session_state.setdefault("ig_rule", APP_DEFAULT_RULE)
+            rule = st.selectbox("Quadrature rule", rule_names(), format_func=pretty_name, key="ig_rule",
+                                persist_state="session",
                                 help="How the path integral is approximated from the gradient samples.")
         with st.expander("SmoothGrad (gradient and path methods)"):
             kind = st.radio("Noise averaging", list(SMOOTH_KINDS), format_func=SMOOTH_KINDS.get, key="smooth_kind",

@@ -5,7 +5,7 @@ Run by app.py through st.navigation; the image, model and class come from the sh
 import streamlit as st
 
 from explainers import method_info
-from ui.common import run_explain
+from ui.common import class_question, markdown_literal, run_explain
 from ui.controls import method_controls
 from ui.convergence import convergence_section
 from ui.display import display_controls, explanation_tile
@@ -17,9 +17,8 @@ settings = method_controls(bundle)
 display = display_controls()
 
 st.header("Explore")
-probability = float(chosen.probabilities[chosen.target]) if len(chosen.probabilities) else float("nan")
-st.markdown(f"Why does **{bundle.title}** see **{chosen.target_name}** ({probability:.1%}) in this photo? "
-            f"<span style='color:grey'>({chosen.source})</span>", unsafe_allow_html=True)
+st.markdown(class_question(chosen))
+st.caption(markdown_literal(chosen.source))
 
 model_view = bundle.to_image(chosen.x)  # what the model sees: resized and centre-cropped
 if not settings.methods:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from explainers import list_methods
 from explainers.metrics import FILLS, Curve, deletion_curve, insertion_curve, randomization_cascade
-from ui.common import explanation_store, options_key, run_explain
+from ui.common import explanation_store, markdown_literal, options_key, run_explain
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
 from ui.sidebar import current_input
@@ -29,7 +29,7 @@ infos = {info.id: info for info in list_methods()}
 offered = [m for m, info in infos.items() if not info.applicable(bundle)]
 
 st.title("Can these maps be trusted?")
-st.markdown(f"**{bundle.title}**, class **{chosen.target_name}**, image *{chosen.source or chosen.image_id}*. "
+st.markdown(f"**{bundle.title}**, class **{chosen.target_name}**, image *{markdown_literal(chosen.source or chosen.image_id)}*. "
             "Two checks that need no ground truth: does the map depend on what the model learned, and does "
             "removing what it points at actually change the model's mind?")
 methods = st.multiselect("Methods to test", offered, default=[m for m in DEFAULT_METHODS if m in offered],

@@ -39,6 +39,8 @@ def _pretty(name: str) -> str:
 
 
 SOURCE_KEY = "image_source"  # the input the user touched last: "sample", "upload" or "camera"
+PENDING_TARGET_KEY = "address_target"  # a class asked for by a link, applied once the image and model are known
+NOTES_KEY = "address_notes"  # what a link asked for and did not get (ui.address shows them)
 
 
 def _touched(source: str) -> None:
@@ -49,7 +51,9 @@ def _choose_image() -> tuple[bytes, str]:
     """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample."""
     st.subheader("Image")
     samples = sample_names()
-    sample = st.pills("Sample photos", samples, default=samples[0], required=True, format_func=_pretty,
+    if st.session_state.get("sample") not in samples:
+        st.session_state["sample"] = samples[0]
+    sample = st.pills("Sample photos", samples, required=True, format_func=_pretty,
                       key="sample", on_change=_touched, args=("sample",),
                       help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
     upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload", on_change=_touched,
@@ -68,6 +72,7 @@ def _choose_image() -> tuple[bytes, str]:
             data = widget_value.getvalue()
             try:
                 decode_image(data)
+                st.caption("A link to this page cannot carry your photo: it opens on a sample.")
                 return data, f"{source}: {widget_value.name}"
             except ImageError as err:
                 friendly_image_error(err)
@@ -83,7 +88,9 @@ def _choose_model():
         info = infos[name]
         return info.title if info.available else f"{info.title} — not available"
 
-    name = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL), format_func=label, key="model",
+    if st.session_state.get("model") not in names:
+        st.session_state["model"] = DEFAULT_MODEL
+    name = st.selectbox("Model", names, format_func=label, key="model",
                         help="EfficientNet-Lite models ship with the app and work offline; torchvision models "
                              "download their ImageNet weights on first use.")
     info = infos[name]
@@ -102,6 +109,13 @@ def _choose_class(bundle, image_id: str, probabilities) -> int:
     if st.session_state.get("target_for") != (image_id, bundle.name):
         st.session_state["target_for"] = (image_id, bundle.name)
         st.session_state["target"] = top1
+        asked = st.session_state.pop(PENDING_TARGET_KEY, None)
+        if asked is not None and asked < bundle.num_classes:
+            st.session_state["target"] = asked
+        elif asked is not None:
+            st.session_state.setdefault(NOTES_KEY, []).append(
+                f"The link's class {asked} was ignored: {bundle.title} "
+                f"has classes 0 to {bundle.num_classes - 1}.")
     order = probabilities.argsort()[::-1][:5]
     st.subheader("Class")
     figure = cached_figure(probabilities, "top5", top_classes_figure, [bundle.category(int(i)) for i in order],
