@@ -74,7 +74,8 @@ def get_bundle(name: str) -> ModelBundle:
     except ModelUnavailable as err:
         if name == DEFAULT_MODEL:
             raise
-        st.warning(f"{err}\n\nShowing **{DEFAULT_MODEL}** instead.", icon=":material/swap_horiz:")
+        st.warning(f"That model could not be loaded: {markdown_literal(str(err))}\n\nShowing the default model "
+                   "instead.", icon=":material/swap_horiz:")
         return _load_cached(DEFAULT_MODEL)
 
 

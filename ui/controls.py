@@ -30,6 +30,7 @@ class MethodSettings:
     steps: int = DEFAULT_STEPS
     rule: str = APP_DEFAULT_RULE
     smooth: dict | None = None
+    smooth_methods: tuple[str, ...] = ()  # which methods SmoothGrad applies to
     skipped: dict[str, str] = field(default_factory=dict)  # method id -> why it is not offered
 
     def options_for(self, info) -> dict:
@@ -37,7 +38,7 @@ class MethodSettings:
         wanted = set(PATH_OPTIONS.get(info.id, ())) | (set(info.options) & {"steps", "rule", "baseline"})
         values = {"steps": self.steps, "rule": self.rule, "baseline": self.baseline}
         options = {name: values[name] for name in sorted(wanted)}
-        if self.smooth and info.smoothable:
+        if self.smooth and info.smoothable and info.id in self.smooth_methods:
             options["smooth"] = dict(self.smooth)
             options["seed"] = 0  # reproducible noise: the same settings give the same (cached) map
         return options
@@ -90,14 +91,21 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
             rule = st.selectbox("Quadrature rule", rule_names(), format_func=pretty_name, key="ig_rule",
                                 persist_state="session",
                                 help="How the path integral is approximated from the gradient samples.")
-        with st.expander("SmoothGrad (gradient and path methods)"):
+        with st.expander("SmoothGrad"):
             kind = st.radio("Noise averaging", list(SMOOTH_KINDS), format_func=SMOOTH_KINDS.get, key="smooth_kind",
                             persist_state="session", horizontal=True,
                             help="Average the map over noisy copies of the input (Smilkov et al., 2017).")
+            smoothable = [m for m in offered if infos[m].smoothable]
+            st.session_state.setdefault("smooth_methods", [m for m in smoothable if infos[m].family == "gradient"])
+            st.session_state["smooth_methods"] = [m for m in st.session_state["smooth_methods"] if m in smoothable]
+            scope = st.multiselect("Apply to", smoothable, format_func=lambda m: infos[m].title, key="smooth_methods",
+                                   persist_state="session", disabled=kind == "off",
+                                   help="Path methods already average many gradients and take their samples times "
+                                        "longer with noise, so by default only the gradient methods are smoothed.")
             samples = st.slider("Samples", 4, 64, 16, 4, key="smooth_samples", persist_state="session",
                                 disabled=kind == "off")
             sigma = st.slider("Noise σ (fraction of the input range)", 0.05, 0.5, 0.15, 0.05, key="smooth_sigma",
                               persist_state="session", disabled=kind == "off")
     smooth = None if kind == "off" else {"kind": kind, "samples": int(samples), "sigma": float(sigma)}
     return MethodSettings(methods=list(methods), baseline=baseline, steps=int(steps), rule=rule, smooth=smooth,
-                          skipped=skipped)
+                          smooth_methods=tuple(scope), skipped=skipped)

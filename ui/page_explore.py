@@ -6,7 +6,7 @@ import streamlit as st
 
 from explainers import method_info
 from ui.common import class_question, markdown_literal, run_explain
-from ui.controls import method_controls
+from ui.controls import SMOOTH_KINDS, method_controls
 from ui.convergence import convergence_section
 from ui.display import display_controls, explanation_tile
 from ui.sidebar import current_input
@@ -38,7 +38,7 @@ for method in settings.methods:
             st.caption(info.title)
             continue
         results[method] = (exp, options)
-        title = info.title + (f" ({settings.smooth['kind']})" if "smooth" in options else "")
+        title = info.title + (f" + {SMOOTH_KINDS[settings.smooth['kind']]}" if "smooth" in options else "")
         explanation_tile(exp, model_view, display, title=title, key=f"tile_{method}",
                          file_stem=f"{method}_{bundle.name}_class{chosen.target}_{chosen.image_id[:8]}")
 

@@ -13,7 +13,7 @@ from presentation.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
-                       friendly_image_error, get_bundle, model_input)
+                       friendly_image_error, get_bundle, markdown_literal, model_input)
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -95,10 +95,13 @@ def _choose_model():
                              "download their ImageNet weights on first use.")
     info = infos[name]
     if not info.available:
-        st.warning(f"{info.title} is not available: {info.why_unavailable}.", icon=":material/cloud_off:")
+        fallback = infos[DEFAULT_MODEL].title
+        st.warning(f"**{info.title}** is not installed on this server. Showing **{fallback}** instead.",
+                   icon=":material/cloud_off:")
+        with st.expander("Details for whoever runs the server"):
+            st.caption(markdown_literal(info.why_unavailable or ""))
         if info.source == "torchvision" and st.button("Try to download its weights now", key="download_model"):
             return get_bundle(name)  # falls back to the default model with a notice if the download fails
-        st.caption(f"Showing **{infos[DEFAULT_MODEL].title}** instead.")
         return get_bundle(DEFAULT_MODEL)
     return get_bundle(name)
 
