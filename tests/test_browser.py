@@ -179,7 +179,7 @@ def test_a_running_job_survives_a_widget_change_and_cancel_stops_it(app_url, bro
     page.get_by_text(progress).first.wait_for(timeout=RUN_SECONDS * 1000)
     page.wait_for_timeout(500)
     before = step_shown(page)
-    opacity = page.locator(".st-key-display_alpha [role='slider']")
+    opacity = page.locator(".st-key-display_alpha input[type='range']")
     opacity.focus()
     page.keyboard.press("ArrowLeft")  # a display-only widget: the rerun must watch the same job, not restart it
     page.wait_for_timeout(1500)
