@@ -228,6 +228,8 @@ def _passes(bundle, method: str, options: dict) -> float:
 
 def _may_start(bundle, x, method: str, options: dict, title: str, widget: str) -> bool:
     """Whether the job may start now: quick work at once; slow or cancelled work on a click."""
+    if st.session_state.pop(f"go_{widget}", False):  # Compute was clicked in the run before
+        return True
     cancelled = st.session_state.get(f"cancelled_{widget}", False)
     try:
         seconds = estimates.estimate_seconds(bundle, x, method_info(method), options)
@@ -235,13 +237,18 @@ def _may_start(bundle, x, method: str, options: dict, title: str, widget: str) -
         seconds = 0.0
     if seconds <= estimates.CLICK_ABOVE_S and not cancelled:
         return True
-    why = "Cancelled." if cancelled else f"{title} takes {estimates.plain_duration(seconds)} on this machine."
-    st.caption(why)
-    if st.button(f"Compute ({estimates.plain_duration(seconds)})" if seconds else "Compute again",
-                 key=f"start_{widget}", icon=":material/play_arrow:"):
-        st.session_state.pop(f"cancelled_{widget}", None)
-        return True
+    st.caption("Cancelled." if cancelled else f"{title} takes {estimates.plain_duration(seconds)} on this machine.")
+    _start_button(f"Compute ({estimates.plain_duration(seconds)})" if seconds else "Compute again", widget)
     return False
+
+
+def _go(widget: str) -> None:
+    st.session_state[f"go_{widget}"] = True
+    st.session_state.pop(f"cancelled_{widget}", None)
+
+
+def _start_button(label: str, widget: str) -> None:
+    st.button(label, key=f"start_{widget}", icon=":material/play_arrow:", on_click=_go, args=(widget,))
 
 
 def _watch(job: jobs.Job, title: str, widget: str):
@@ -260,9 +267,9 @@ def _watch(job: jobs.Job, title: str, widget: str):
     if err is None:
         return job.result
     if isinstance(err, jobs.JobCancelled):
-        if not st.session_state.get(f"cancelled_{widget}"):
-            st.session_state[f"cancelled_{widget}"] = True
-            st.rerun()  # drawn again as work that waits for a click
+        st.session_state[f"cancelled_{widget}"] = True  # later runs offer it on a click instead of restarting it
+        st.caption("Cancelled.")
+        _start_button("Compute again", widget)
     elif isinstance(err, NotApplicable):
         st.warning(f"**{title}** does not apply here: {err}", icon=":material/block:")
     elif isinstance(err, (ValueError, TypeError)):
