@@ -10,8 +10,12 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `streamlit run` from another directory
 
+from ui.layout import presenting, presentation_style  # noqa: E402
+
+# "auto": open beside the page on a desktop, folded away on a phone; a presentation starts with it folded.
 st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/visibility:", layout="wide",
-                   initial_sidebar_state="expanded")
+                   initial_sidebar_state="collapsed" if presenting() else "auto")
+presentation_style()
 
 from ui.address import apply_query_params, show_notes, write_query_params  # noqa: E402  (after set_page_config)
 from ui.sidebar import render_shared_sidebar  # noqa: E402

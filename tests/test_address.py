@@ -85,3 +85,12 @@ def test_an_upload_cannot_travel_in_a_link_and_the_page_says_so(tiny_model):
     fresh = app_with(dict(at.query_params)).run()  # the link someone else opens
     assert not fresh.exception and fresh.pills(key="sample").value == "cat.jpg"
     assert any("uploaded photo" in w for w in warnings(fresh))
+
+
+def test_presentation_mode_travels_in_the_link(tiny_model):
+    at = app_with({"present": "1", "methods": "grad_cam"}).run()
+    assert not at.exception and at.toggle(key="present").value is True
+    assert at.query_params["present"] == "1"
+    assert any("font-size: 19px" in h.proto.body for h in at.get("html"))  # large type
+    at.toggle(key="present").set_value(False).run()
+    assert "present" not in at.query_params and not [h for h in at.get("html") if "font-size" in h.proto.body]

@@ -14,6 +14,7 @@ from explainers.baselines import BASELINES
 from explainers.quadrature import RULES
 from models import list_models
 from ui.controls import STEP_CHOICES
+from ui.layout import PRESENT_KEY
 from ui.sidebar import PENDING_TARGET_KEY, sample_names
 
 APPLIED_KEY = "address_applied"
@@ -114,6 +115,8 @@ def current_view(chosen) -> dict[str, str]:
     view = {"sample": state.get("sample", "").rsplit(".", 1)[0] if chosen.source.startswith("sample")
             else UPLOADED,
             "model": chosen.bundle.name, "target": str(chosen.target)}
+    if state.get(PRESENT_KEY):
+        view[PRESENT_KEY] = "1"
     if state.get("methods"):
         view["methods"] = ",".join(state["methods"])
     for name in ("steps", "rule", "baseline"):

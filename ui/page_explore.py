@@ -9,6 +9,7 @@ from ui.common import class_question, markdown_literal, run_explain
 from ui.controls import SMOOTH_KINDS, method_controls
 from ui.convergence import convergence_section
 from ui.display import display_controls, explanation_tile
+from ui.layout import presenting, tile_width
 from ui.sidebar import current_input
 
 chosen = current_input()
@@ -16,7 +17,8 @@ bundle = chosen.bundle
 settings = method_controls(bundle)
 display = display_controls()
 
-st.header("Explore")
+if not presenting():  # on a projector the first screen is for the pictures
+    st.header("Explore")
 st.markdown(class_question(chosen))
 st.caption(markdown_literal(chosen.source))
 
@@ -25,7 +27,7 @@ if not settings.methods:
     st.info("Pick one or more attribution methods in the sidebar.")
 
 results = {}
-grid = st.grid("auto", min_column_width=250, border=True, key="tiles")
+grid = st.grid("auto", min_column_width=tile_width(), border=True, key="tiles")
 with grid.cell():
     st.image(model_view, caption="Input as the model sees it", width="stretch")
     st.caption(f"{bundle.input_size[0]}×{bundle.input_size[1]} px, centre crop")

@@ -14,6 +14,7 @@ from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
                        friendly_image_error, get_bundle, markdown_literal, model_input)
+from ui.layout import presentation_toggle
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -142,6 +143,7 @@ def render_shared_sidebar() -> CurrentInput:
         x = model_input(bundle, image, image_id)
         probabilities = class_probabilities(bundle, image_id, x)
         target = _choose_class(bundle, image_id, probabilities)
+        presentation_toggle()
     chosen = CurrentInput(bundle=bundle, image=image, image_id=image_id, x=x, target=target,
                           target_name=bundle.category(target), source=source, probabilities=probabilities)
     st.session_state[INPUT_KEY] = chosen
