@@ -18,7 +18,7 @@ st.set_page_config(page_title="CNN attribution explorer", page_icon=":material/v
 presentation_style()
 
 from ui.address import apply_query_params, show_notes, write_query_params  # noqa: E402  (after set_page_config)
-from ui.sidebar import render_shared_sidebar  # noqa: E402
+from ui.sidebar import render_shared_sidebar, show_image_problem  # noqa: E402
 
 PAGES = [
     st.Page("ui/page_explore.py", title="Explore", icon=":material/image_search:", default=True),
@@ -30,7 +30,9 @@ PAGES = [
 
 page = st.navigation(PAGES, position="top")
 apply_query_params()
-chosen = render_shared_sidebar()
+with st.spinner("Loading the model…"):  # shown only if it takes a while (a cold start), in the main area
+    chosen = render_shared_sidebar()
+show_image_problem()
 show_notes()
 try:
     page.run()

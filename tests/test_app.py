@@ -175,8 +175,9 @@ def test_text_file_upload_shows_an_error_and_the_app_recovers():
     assert not at.exception
     assert any("not an image" in e.value for e in at.error)
     assert "Grad-CAM" in captions(at)  # the sample is still explained meanwhile
+    assert [w.value for w in at.main.warning if "could not be used" in w.value]  # said beside the tiles too
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
-    assert shows_source(at, "upload: coffee.png")
+    assert shows_source(at, "upload: coffee.png") and not at.main.warning
 
 
 def test_camera_photo_replaces_the_sample(tiny_model):

@@ -216,7 +216,7 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
                 release_freed_memory()
 
         job = jobs.start_or_join(key, work, on_done=finished)
-    return _watch(job, title, widget)
+    return watch_job(job, title, widget)
 
 
 def _passes(bundle, method: str, options: dict) -> float:
@@ -251,7 +251,7 @@ def _start_button(label: str, widget: str) -> None:
     st.button(label, key=f"start_{widget}", icon=":material/play_arrow:", on_click=_go, args=(widget,))
 
 
-def _watch(job: jobs.Job, title: str, widget: str):
+def watch_job(job: jobs.Job, title: str, widget: str):
     """Show the job's progress and a Cancel button until it ends; then its result, or why there is none."""
     if not job.done.is_set():
         slot = st.empty()

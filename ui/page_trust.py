@@ -6,7 +6,8 @@ import streamlit as st
 
 from explainers import list_methods
 from explainers.metrics import FILLS, Curve, deletion_curve, insertion_curve, randomization_cascade
-from ui.common import explanation_store, markdown_literal, options_key, run_explain
+from ui import estimates, jobs
+from ui.common import explanation_store, markdown_literal, options_key, run_explain, watch_job
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
 from ui.sidebar import current_input
@@ -60,23 +61,28 @@ absolute = c2.toggle("Compare absolute values", True, key="trust_absolute",
 key = ("trust-cascade", chosen.image_id, bundle.name, str(bundle.device), chosen.target, groups, absolute,
        options_key({m: cascade_options(options[m]) for m in methods}))
 cascade = store.get(key)
-if cascade is None:
+job = jobs.running(key)
+if cascade is None and job is None:
+    requests = [(m, cascade_options(options[m])) for m in methods]
     runs = len(methods) * (groups + 1)
+    passes = sum(estimates.passes(infos[m], o, bundle) for m, o in requests) * (groups + 1)
+    seconds = passes * estimates.seconds_per_pass(bundle, chosen.x)
     st.caption(f"The check explains the image up to {runs} times ({len(methods)} method(s) × the trained model and "
                f"up to {groups} re-initialised stages) on a private copy of the model; path methods use at most "
-               f"{CASCADE_PATH_NODES} steps here.")
-    if st.button("Run the randomisation check", key="trust_run_cascade", icon=":material/shuffle:"):
-        bar, progress = progress_bar("Randomisation check")
-        try:
-            requests = [(m, cascade_options(options[m])) for m in methods]
-            cascade = randomization_cascade(bundle, chosen.x, chosen.target, requests, max_groups=groups,
-                                            absolute=absolute, progress=progress)
-        except Exception as err:  # a failure here must leave the rest of the page usable
-            st.error(f"The randomisation check failed ({type(err).__name__}: {err}).")
-        finally:
-            bar.empty()
-        if cascade is not None:
-            store.put(key, cascade)
+               f"{CASCADE_PATH_NODES} steps here. It takes {estimates.plain_duration(seconds)} on this machine.")
+    again = st.session_state.pop("go_trust_cascade", False)  # "Compute again" after a Cancel
+    if st.button("Run the randomisation check", key="trust_run_cascade", icon=":material/shuffle:") or again:
+        def work(progress):
+            return randomization_cascade(bundle, chosen.x, chosen.target, requests, max_groups=groups,
+                                         absolute=absolute, progress=progress)
+
+        def keep(done: jobs.Job) -> None:
+            if done.error is None:
+                store.put(key, done.result)
+
+        job = jobs.start_or_join(key, work, on_done=keep)
+if cascade is None and job is not None:  # started now, or by an earlier run or another session: watch it
+    cascade = watch_job(job, "Randomisation check", "trust_cascade")
 if cascade is not None:
     for method, why in cascade.errors.items():
         st.warning(f"**{infos[method].title}** could not run here: {why}")

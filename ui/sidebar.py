@@ -41,7 +41,8 @@ def _pretty(name: str) -> str:
 
 SOURCE_KEY = "image_source"  # the input the user touched last: "sample", "upload" or "camera"
 PENDING_TARGET_KEY = "address_target"  # a class asked for by a link, applied once the image and model are known
-NOTES_KEY = "address_notes"  # what a link asked for and did not get (ui.address shows them)
+NOTES_KEY = "address_notes"
+IMAGE_PROBLEM_KEY = "image_problem"  # set when the user's own image could not be used, for the main area  # what a link asked for and did not get (ui.address shows them)
 
 
 def _touched(source: str) -> None:
@@ -51,6 +52,7 @@ def _touched(source: str) -> None:
 def _choose_image() -> tuple[bytes, str]:
     """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample."""
     st.subheader("Image")
+    st.session_state[IMAGE_PROBLEM_KEY] = None
     samples = sample_names()
     if st.session_state.get("sample") not in samples:
         st.session_state["sample"] = samples[0]
@@ -78,6 +80,8 @@ def _choose_image() -> tuple[bytes, str]:
             except ImageError as err:
                 friendly_image_error(err)
                 st.caption(f"Showing the sample *{_pretty(sample)}* meanwhile.")
+                st.session_state[IMAGE_PROBLEM_KEY] = f"Your {source} could not be used (the sidebar says why): " \
+                                                      f"showing the sample *{_pretty(sample)}* meanwhile."
     return _sample_bytes(sample), f"sample: {sample}"
 
 
@@ -156,3 +160,10 @@ def current_input() -> CurrentInput:
     if chosen is None:
         chosen = render_shared_sidebar()
     return chosen
+
+
+def show_image_problem() -> None:
+    """In the main area too: on a phone the sidebar, where the reason is, starts folded."""
+    problem = st.session_state.get(IMAGE_PROBLEM_KEY)
+    if problem:
+        st.warning(problem, icon=":material/image_not_supported:")
