@@ -79,11 +79,11 @@ class _SavedBytes:
 
 def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Callable[[int, int], None],
                   batch_size: int | None = None, progress: Callable[[float, str], None] | None = None,
-                  stage: str = "gradients") -> list[int]:
+                  stage: str = "step") -> list[int]:
     """Call `work(start, stop)` over `range(total)` in chunks; returns the chunk sizes used.
 
     `batch_size` fixes the chunk size; None picks it for `x`'s device, capped by memory. `progress(fraction,
-    stage)` is called after every chunk.
+    "<stage> <done> / <total>")` is called after every chunk.
     """
     if batch_size is not None:
         batch_size = whole_number(batch_size, "batch_size (None: automatic)", 1, MAX_CHUNK)
@@ -103,5 +103,5 @@ def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Cal
         done += size
         sizes.append(size)
         if progress is not None:
-            progress(done / total, stage)
+            progress(done / total, f"{stage} {done} / {total}")
     return sizes

@@ -95,7 +95,7 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
                 rows = grads if last - first == size else grads.index_select(0, keep_t[first:last] - start)
                 maps.append(rows.sum(1))
 
-    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="integrated gradients")
+    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="step")
     record = {key: torch.cat(v) for key, v in parts.items() if v}
     if maps:
         record["grad_maps"] = torch.cat(maps)

@@ -82,4 +82,6 @@ def test_methods_filter_is_shown_as_typed_not_as_markdown():
 def test_no_source_file_renders_html():
     for path in [ROOT / "app.py", *(ROOT / "ui").glob("*.py")]:
         assert "unsafe_allow_html" not in path.read_text(), path
-        assert "st.html(" not in path.read_text(), path
+        # The one st.html call draws presentation mode's fixed style sheet, a constant of ui/layout.py.
+        calls = re.findall(r"st\.html\((.*?)\)", path.read_text())
+        assert calls == (["_STYLE"] if path.name == "layout.py" else []), (path, calls)

@@ -141,8 +141,7 @@ if {"IG on f", "IG on g"} <= rows.keys():
 # ---------------------------------------------------------------- 4. Completeness on the real model
 st.header("4 · Completeness on the real model")
 chosen = current_input()
-st.markdown(f"**{chosen.bundle.title}**, class **{chosen.target_name}**, "
-            f"image {literal(chosen.source or chosen.image_id)}. "
+st.markdown(f"**{chosen.bundle.title}**, class **{chosen.target_name}**, image {literal(chosen.source or chosen.image_id)}. "
             "Path methods promise that the attributions add up to the change of the class logit between the "
             "baseline and the image: `Σ attribution = F(x) − F(x′)`.")
 settings = method_controls(chosen.bundle, choose_methods=False)  # baseline, steps, rule: shared with Explore
