@@ -84,12 +84,12 @@ class _SavedBytes:
 
 def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Callable[[int, int], int | None],
                   batch_size: int | None = None, progress: Callable[[float, str], None] | None = None,
-                  stage: str = "gradients") -> list[int]:
+                  stage: str = "step") -> list[int]:
     """Call `work(start, stop)` over `range(total)` in chunks; returns the chunk sizes used.
 
     `batch_size` is the chunk size wanted (None: the device's), capped by memory like any chunk. `work` may return
     how many rows it really ran (IG adds two on accelerators), so the footprint per row is measured right.
-    `progress(fraction, stage)` is called after every chunk.
+    `progress(fraction, "<stage> <done> / <total>")` is called after every chunk.
     """
     if batch_size is not None:
         batch_size = whole_number(batch_size, "batch_size (None: automatic)", 1, MAX_CHUNK)
@@ -110,5 +110,5 @@ def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Cal
         done += size
         sizes.append(size)
         if progress is not None:
-            progress(done / total, stage)
+            progress(done / total, f"{stage} {done} / {total}")
     return sizes

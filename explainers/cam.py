@@ -161,7 +161,7 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
             weights[channels] = probs.to(weights.dtype)
             if progress is not None:
                 done = min(start + batch_size, len(informative))
-                progress(done / total, f"masked forwards {done}/{len(informative)}")
+                progress(done / total, f"masked forward {done} / {len(informative)}")
     result = combine(weights, A, _size(x))
     result.extras["forwards"] = int(len(informative)) + 1
     return result

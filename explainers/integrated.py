@@ -96,7 +96,7 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
                 maps.append(rows.sum(1))
         return size + 2 * extra  # rows run (the footprint is measured per row)
 
-    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="integrated gradients")
+    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="step")
     record = {key: torch.cat(v) for key, v in parts.items() if v}
     if maps:
         record["grad_maps"] = torch.cat(maps)

@@ -31,7 +31,7 @@ MAX_INPUT_SIDE = 1024
 MAX_INPUT_PIXELS = MAX_INPUT_SIDE * MAX_INPUT_SIDE  # H × W; what one sample of a chunk may cost stays bounded
 MAX_SEED = 2**63 - 1
 # The contract's common option: every method takes seed= (those without randomness have nothing to seed).
-COMMON_OPTIONS = ("seed",)
+COMMON_OPTIONS = ("layer", "seed")  # every method takes them (../shared/CONTRACT.md)
 
 
 class Request(NamedTuple):
@@ -42,11 +42,9 @@ class Request(NamedTuple):
 
 
 def accepted_options(info: MethodInfo) -> list[str]:
-    """Every keyword option `info`'s method takes: what it declares, `layer` for methods that read a layer,
-    the common `seed`, and `smooth` for gradient and path methods."""
+    """Every keyword option `info`'s method takes: what it declares, the common `layer` and `seed`, and `smooth`
+    for gradient and path methods."""
     names = set(info.options) | set(COMMON_OPTIONS)
-    if info.needs_layer:
-        names.add("layer")
     if info.smoothable:
         names.add("smooth")
     return sorted(names)

@@ -104,7 +104,7 @@ def smoothed(fn, bundle, x, target, smooth, progress=None, batched=None, **optio
     if batched is not None:
         run_in_chunks(bundle.model, x, samples, lambda a, b: accumulate(batched(bundle, noisy.take(a, b), target,
                                                                                 **options)),
-                      progress=progress, stage=f"{samples} noisy samples")
+                      progress=progress, stage="noisy sample")
     else:
         for i in range(samples):
             part = fn(bundle, noisy.take(i, i + 1), target, progress=None, **options)
@@ -112,7 +112,7 @@ def smoothed(fn, bundle, x, target, smooth, progress=None, batched=None, **optio
             if part.delta is not None:
                 deltas.append(float(part.delta))
             if progress is not None:  # one call can be slow (a 256-step IG): report each
-                progress((i + 1) / samples, f"noisy samples {i + 1}/{samples}")
+                progress((i + 1) / samples, f"noisy sample {i + 1} / {samples}")
     total, total_sq = sums
     mean, mean_sq = total / samples, total_sq / samples
     aggregate = {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}[kind].float()
