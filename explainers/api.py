@@ -29,6 +29,8 @@ def explain(bundle, x: torch.Tensor, target: int, method: str = "grad_cam", *, p
     reason = entry.info.applicable(bundle)
     if reason:
         raise NotApplicable(reason)
+    if not entry.info.needs_layer:
+        options.pop("layer", None)  # a common option (the contract's): methods that read no layer ignore it
     smooth = options.pop("smooth", None)
     run = entry.run if smooth is None else smoothed_method(entry, smooth)
     start = time.perf_counter()

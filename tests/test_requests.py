@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import TinyImageNetCNN
-from explainers import BadRequest, explain, list_methods
+from explainers import BadRequest, explain, list_methods, method_info
 from explainers.registry import method_entry
 from explainers.requests import CHECKS, MAX_INPUT_SIDE, accepted_options, check_request
 from models import wrap
@@ -195,3 +195,12 @@ def test_the_largest_input_is_accepted(tiny):
 def test_smooth_none_means_no_smoothing(tiny, x):
     np.testing.assert_array_equal(explain(tiny, x, 2, "grad_cam", smooth=None).attribution,
                                   explain(tiny, x, 2, "grad_cam").attribution)
+
+
+@pytest.mark.parametrize("method", [info.id for info in list_methods()])
+def test_layer_and_seed_are_common_options(tiny, x, method):
+    """The contract's common options: every method takes them (those that read no layer ignore `layer`)."""
+    info = method_info(method)
+    quick = {name: 4 for name in ("steps", "samples") if name in info.options}
+    exp = explain(tiny, x, 3, method, layer=tiny.target_layer, seed=0, **quick)
+    assert np.isfinite(exp.heatmap).all()
