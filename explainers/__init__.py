@@ -4,11 +4,11 @@
     exp = explain(bundle, x, target=281, method="integrated_gradients", steps=64)
 """
 from .api import explain
-from .base import Explanation, IGTrace, MethodInfo, NotApplicable, model_untouched, normalize_map
+from .base import BadRequest, Explanation, IGTrace, MethodInfo, NotApplicable, model_untouched, normalize_map
 from .registry import list_methods, method_info
 
 # Importing a method module registers its methods; the order here is the order the app lists them in.
 from . import cam, gradients, guided, integrated, expected, deeplift, lrp, perturbation, shap  # noqa: E402,F401
 
-__all__ = ["Explanation", "IGTrace", "MethodInfo", "NotApplicable", "explain", "list_methods", "method_info",
+__all__ = ["BadRequest", "Explanation", "IGTrace", "MethodInfo", "NotApplicable", "explain", "list_methods", "method_info",
            "model_untouched", "normalize_map"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample, whole_number
+from .base import BadRequest, MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample, whole_number
 from .registry import register
 
 
@@ -24,7 +24,7 @@ def resolve_layer(bundle, layer) -> torch.nn.Module:
     if layer is None:
         raise NotApplicable(f"{bundle.title} has no default target layer; choose one with layer=.")
     if not isinstance(layer, torch.nn.Module) or not any(m is layer for m in bundle.model.modules()):
-        raise ValueError("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
+        raise BadRequest("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
     return layer
 
 
@@ -161,7 +161,7 @@ def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
             weights[channels] = probs.to(weights.dtype)
             if progress is not None:
                 done = min(start + batch_size, len(informative))
-                progress(done / total, f"masked forwards {done}/{len(informative)}")
+                progress(done / total, f"masked forward {done} / {len(informative)}")
     result = combine(weights, A, _size(x))
     result.extras["forwards"] = int(len(informative)) + 1
     return result
