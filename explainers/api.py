@@ -1,13 +1,14 @@
 """The front door: `explain(bundle, x, target, method, **options) -> Explanation`."""
 from __future__ import annotations
 
+import inspect
 import time
 
 import torch
 
 from .base import BadRequest, Explanation, NotApplicable, Progress, model_untouched
 from .registry import method_entry
-from .requests import check_request
+from .requests import COMMON_OPTIONS, check_request
 from .smoothing import smoothed_method
 
 
@@ -29,11 +30,18 @@ def explain(bundle, x: torch.Tensor, target: int, method: str = "grad_cam", *, p
     reason = entry.info.applicable(bundle)
     if reason:
         raise NotApplicable(reason)
-    if not entry.info.needs_layer:
-        options.pop("layer", None)  # a common option (the contract's): methods that read no layer ignore it
+    for name in COMMON_OPTIONS:  # the contract's common options: a method that has no use for one ignores it
+        if name in options and not takes(entry.run, name):
+            del options[name]
     smooth = options.pop("smooth", None)
     run = entry.run if smooth is None else smoothed_method(entry, smooth)
     start = time.perf_counter()
     with model_untouched(bundle.model):
         result = run(bundle, x, target, progress=progress, **options)
     return Explanation.of(result, method, target, time.perf_counter() - start)
+
+
+def takes(fn, name: str) -> bool:
+    """Whether `fn` accepts the keyword `name` (by name or through **options)."""
+    parameters = inspect.signature(fn).parameters
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from .base import MethodResult, Progress, pixel_result, to_numpy, whole_number
 from .baselines import make_baseline
-from .batching import run_in_chunks
 from .registry import register
 
 CPU_FORWARD_CHUNK = 16           # forwards only: no activations kept for a backward pass
@@ -33,12 +32,13 @@ def scores(model: torch.nn.Module, x: torch.Tensor, total: int, make_batch: Call
            score: Callable[[torch.Tensor], torch.Tensor], progress: Progress | None, stage: str) -> torch.Tensor:
     """`score(model(make_batch(start, stop)))` for `range(total)` in chunks: a `(total,)` float64 tensor."""
     out = torch.empty(total, dtype=torch.float64, device=x.device)
-
-    def work(start: int, stop: int) -> None:
+    chunk = forward_chunk(x.device)  # fixed: forwards without gradients keep no activations to budget
+    for start in range(0, total, chunk):
+        stop = min(start + chunk, total)
         with torch.no_grad():
             out[start:stop] = score(model(make_batch(start, stop))).double()
-
-    run_in_chunks(model, x, total, work, batch_size=forward_chunk(x.device), progress=progress, stage=stage)
+        if progress is not None:
+            progress(stop / total, f"{stage} {stop} / {total}")
     return out
 
 
@@ -71,7 +71,7 @@ def occlusion(bundle, x, target, progress: Progress | None = None, window=32, st
 
     with torch.no_grad():
         full = float(bundle.model(x)[0, target])
-    drops = full - scores(bundle.model, x, len(spots), occluded, logit, progress, "occlusion")
+    drops = full - scores(bundle.model, x, len(spots), occluded, logit, progress, "window")
     total = torch.zeros(h, w, dtype=torch.float64, device=x.device)
     counts = torch.zeros(h, w, dtype=torch.float64, device=x.device)
     for (r, c), drop in zip(spots, drops):
@@ -114,7 +114,7 @@ def rise(bundle, x, target, progress: Progress | None = None, masks=500, cells=7
     def probability(out):
         return torch.softmax(out.float(), dim=1)[:, target]
 
-    weights = scores(bundle.model, x, masks, masked, probability, progress, "RISE masks")
+    weights = scores(bundle.model, x, masks, masked, probability, progress, "mask")
     for start in range(0, masks, 256):  # Σ_i w_i M_i, a chunk of masks at a time
         stop = min(masks, start + 256)
         saliency += torch.einsum("n,nhw->hw", weights[start:stop], make(start, stop)[:, 0].to(x.device).double())

@@ -32,6 +32,8 @@ MAX_INPUT_PIXELS = MAX_INPUT_SIDE * MAX_INPUT_SIDE  # H × W; what one sample of
 MAX_SEED = 2**63 - 1
 MAX_SAMPLES = 65536  # random draws (Kernel SHAP's coalitions); gradient samples cost more and are capped lower
 SAMPLE_LIMITS = {"expected_gradients": EXPECTED_MAX_SAMPLES}
+MAX_MASKS = 20000
+MAX_SEGMENTS = 1000
 # The contract's common option: every method takes seed= (those without randomness have nothing to seed).
 COMMON_OPTIONS = ("layer", "seed")  # every method takes them (../shared/CONTRACT.md)
 
@@ -60,8 +62,7 @@ def check_request(info: MethodInfo, bundle, x, target, options: dict) -> tuple[t
     request = Request(info, bundle, x, options)
     checked = dict(options)
     for name in sorted(options, key=lambda n: ORDER.get(n, len(ORDER))):  # rule before steps
-        if name in CHECKS:  # an option only one method has (e.g. occlusion's window) is checked by that method
-            checked[name] = CHECKS[name](options[name], request)
+        checked[name] = CHECKS[name](options[name], request)
     return x, target, checked
 
 
@@ -161,6 +162,26 @@ def check_layer(value, request: Request):
     return None if value is None else resolve_layer(request.bundle, value)
 
 
+def check_fraction(value, name: str, low_open: bool = False) -> float:
+    """A real number in [0, 1] ((0, 1] with `low_open`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(float(value)) or not (0 < float(value) if low_open else 0 <= float(value)) \
+            or float(value) > 1:
+        raise BadRequest(f"{name} must be a number in {'(0, 1]' if low_open else '[0, 1]'}, got {short_repr(value)}.")
+    return float(value)
+
+
+def check_segments(value, request: Request):
+    """Kernel SHAP's segments: how many superpixels (1..MAX_SEGMENTS), or an (H, W) integer map of them."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        if array.shape != tuple(request.x.shape[-2:]) or not np.issubdtype(array.dtype, np.integer):
+            raise BadRequest(f"segments as a map must be an integer array of shape {tuple(request.x.shape[-2:])}, "
+                             f"got {array.dtype} {array.shape}.")
+        return value
+    return whole_number(value, "segments", 1, MAX_SEGMENTS)
+
+
 def check_smoothing(value, request: Request):
     if value is not None:
         check_smooth(value)
@@ -184,5 +205,11 @@ CHECKS: dict[str, Callable[[Any, Request], Any]] = {
     "layer": check_layer,
     "trace": check_flag("trace"),
     "smooth": check_smoothing,
+    "window": lambda value, _: whole_number(value, "window (pixels)", 1, MAX_INPUT_SIDE),
+    "stride": lambda value, _: whole_number(value, "stride (pixels)", 1, MAX_INPUT_SIDE),
+    "masks": lambda value, _: whole_number(value, "masks", 1, MAX_MASKS),
+    "cells": lambda value, _: whole_number(value, "cells", 1, MAX_INPUT_SIDE),
+    "p": lambda value, _: check_fraction(value, "p", low_open=True),
+    "segments": check_segments,
 }
 ORDER = {name: i for i, name in enumerate(CHECKS)}

@@ -115,7 +115,7 @@ def kernel_shap(bundle, x, target, progress: Progress | None = None, segments=50
         return x * mask + x_base * (1 - mask)
 
     values = scores(bundle.model, x, len(z_all), inputs, lambda out: out[:, target], progress,
-                    "coalitions").cpu().numpy()
+                    "coalition").cpu().numpy()
     base_value, full_value = values[0], values[1]
     phi = shapley_regression(z, weights, values[2:] - base_value, full_value - base_value)
     pixels = np.bincount(segment_map.ravel(), minlength=players)
