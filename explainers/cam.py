@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy
+from .base import BadRequest, MethodResult, NotApplicable, cam_result, capture_output, to_numpy
 from .registry import register
 
 
@@ -25,7 +25,7 @@ def resolve_layer(bundle, layer) -> torch.nn.Module:
     if layer is None:
         raise NotApplicable(f"{bundle.title} has no default target layer; choose one with layer=.")
     if not isinstance(layer, torch.nn.Module) or not any(m is layer for m in bundle.model.modules()):
-        raise ValueError("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
+        raise BadRequest("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
     return layer
 
 

@@ -28,7 +28,7 @@ def _in_batches(channels: torch.Tensor, batch_size: int, progress, stage: str, s
         values.append(score(channels[start:start + batch_size]))
         if progress is not None:
             done = min(start + batch_size, len(channels))
-            progress(done / len(channels), f"{stage} {done}/{len(channels)}")
+            progress(done / len(channels), f"{stage} {done} / {len(channels)}")
     return torch.cat(values) if values else torch.zeros(0)
 
 

@@ -13,22 +13,22 @@ from functools import lru_cache
 
 import numpy as np
 
-from .base import whole_number
+from .base import BadRequest, short_repr, whole_number
 
 RULES = ("gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 MAX_STEPS = 1024
 
 
 def check_rule(rule: str) -> str:
-    if rule not in RULES:
-        raise ValueError(f"Unknown quadrature rule '{rule}'. Choose one of: {', '.join(RULES)}.")
+    if not isinstance(rule, str) or rule not in RULES:
+        raise BadRequest(f"Unknown quadrature rule {short_repr(rule)}. Choose one of: {', '.join(RULES)}.")
     return rule
 
 
 def check_steps(steps, rule: str | None = None, limit: int = MAX_STEPS, what: str = "steps") -> int:
     steps = whole_number(steps, what, 1, limit)
     if rule == "riemann_trapezoid" and steps < 2:
-        raise ValueError("The trapezoid rule needs at least 2 steps (its nodes include both ends of the path).")
+        raise BadRequest("The trapezoid rule needs at least 2 steps (its nodes include both ends of the path).")
     return steps
 
 

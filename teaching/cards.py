@@ -184,6 +184,60 @@ _CARDS: dict[str, dict[str, str]] = {
         weakness="Only as good as its base attribution (IG by default) and the segmentation's edges.",
         reference="Kapishnikov et al., 2019",
     ),
+    "lrp_epsilon_plus_flat": dict(
+        title="LRP ε-+-flat",
+        what="Redistributes the class logit backwards layer by layer, each layer by its own rule: the first layer "
+             "spreads relevance evenly over its receptive field (Flat), convolutions pass it along positive "
+             "contributions only (z⁺), fully connected layers in proportion to each input's contribution (ε); "
+             "activations pass it unchanged, average pooling and residual sums split it by contribution, "
+             "BatchNorm is first merged into the convolution before it.",
+        formula="R_i = Σ_j x_i w_ij⁺ / (Σ_i' x_i' w_i'j⁺ + ε) · R_j  (z⁺ rule, convolutions)",
+        good_for="One forward and one modified backward; sharp maps that follow object structure, and (without "
+                 "biases) conservation: the relevances add up to the logit.",
+        weakness="The map depends on the chosen rules per layer, not only on the model; biases absorb relevance "
+                 "(on EfficientNet-Lite most of it), and Flat blurs the first layer by design.",
+        reference="Bach et al., 2015; Montavon et al., 2019; Zennit's EpsilonPlusFlat composite",
+    ),
+    "lrp_epsilon_gamma_box": dict(
+        title="LRP ε-γ-box",
+        what="LRP with the first convolution bounded by the pixel range (zβ / ZBox: contributions measured against "
+             "the darkest and brightest possible image), the other convolutions favouring positive evidence by γ "
+             "(W + γW⁺), fully connected layers by ε; activations, pooling, residual sums and BatchNorm as in ε-+-flat.",
+        formula="R_i = Σ_j x_i (w_ij + γ w_ij⁺) / Σ_i' x_i' (w_i'j + γ w_i'j⁺) · R_j  (γ rule, γ = 0.25)",
+        good_for="Maps at pixel resolution that keep negative evidence; the most common choice for image CNNs.",
+        weakness="γ, ε and the first layer's bounds are knobs; like every LRP composite it is a modified "
+                 "backward, so it can pass model-randomisation checks less clearly than gradients.",
+        reference="Montavon et al., 2017 (zβ), 2019 (γ); Zennit's EpsilonGammaBox composite",
+    ),
+    "occlusion": dict(
+        title="Occlusion",
+        what="Slides a window of the baseline over the image and records how much the class logit drops; each "
+             "pixel gets the mean drop of the windows that cover it.",
+        formula="A(p) = mean over windows W ∋ p of  F(x) − F(x with W set to x′)",
+        good_for="Model-agnostic and easy to read: a large value means hiding that area lowers the score.",
+        weakness="One forward per window (slow); the window size sets the resolution, and an occluder the model "
+                 "never saw in training can itself change the prediction.",
+        reference="Zeiler & Fergus, 2014; Captum's Occlusion",
+    ),
+    "rise": dict(
+        title="RISE",
+        what="Scores the image under many random smooth masks and averages the masks, each weighted by the "
+             "class probability it left (masked pixels are 0 in the normalised input).",
+        formula="S = Σ_i P(c | x ⊙ M_i) · M_i / (N · p)",
+        good_for="Any black-box model; smooth, object-sized maps; cost set by the number of masks.",
+        weakness="Noisy with few masks and slow with many; the result depends on the seed, cell count and p.",
+        reference="Petsiuk et al., 2018",
+    ),
+    "kernel_shap": dict(
+        title="Kernel SHAP",
+        what="Shapley values of superpixels: the logit is measured with random coalitions of segments kept (the "
+             "rest set to the baseline) and a weighted regression shares F(x) − F(x′) among the segments.",
+        formula="min Σ_z π(z)(F(z) − F(∅) − z·φ)²,  Σ φ = F(x) − F(x′),  π = Shapley kernel",
+        good_for="A fair share per region with efficiency: the regions' values add up to the change of the logit.",
+        weakness="Many forwards; only as fine as the segmentation; sampling noise when coalitions are not "
+                 "enumerated; absent regions take baseline values the model may never have seen.",
+        reference="Lundberg & Lee, 2017; superpixels: Achanta et al., 2012 (SLIC)",
+    ),
 }
 
 

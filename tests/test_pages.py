@@ -75,7 +75,8 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     assert len(curves) == 2 * (len(methods) + 1)  # deletion and insertion per method, plus the random order
     assert all(array(trace["x"])[0] == 0 and array(trace["x"])[-1] == 1 for trace in curves)
     ranking = at.dataframe[0].value
-    assert sorted(ranking["method"]) == sorted(methods) and list(ranking["mean rank"]) == sorted(ranking["mean rank"])
+    assert sorted(ranking["method"]) == sorted(methods + ["random order"])  # chance is ranked with the methods
+    assert list(ranking["mean rank"]) == sorted(ranking["mean rank"])
     assert ranking["randomisation similarity ↓"].isna().all()  # the check has not been run yet
     assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("trust_cascade_chart")]
 
@@ -83,6 +84,8 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     ok(at.run())
     lines = chart(at, "trust_cascade_chart")["data"]
     assert [line["name"] for line in lines] == methods
+    low = chart(at, "trust_cascade_chart")["layout"]["yaxis"]["range"][0]
+    assert low <= min(min(array(line["y"])) for line in lines)  # no point outside the plot
     assert all(array(line["y"])[0] == pytest.approx(1.0) and line["x"][0] == "original" for line in lines)
     assert any("lose their resemblance" in c.value or "stay similar" in c.value for c in at.caption)
     assert at.dataframe[0].value["randomisation similarity ↓"].notna().all()
@@ -90,7 +93,7 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     at.selectbox(key="trust_fill").set_value("black")
     at.multiselect(key="trust_methods").set_value(["grad_cam"])
     ok(at.run())
-    assert len(chart(at, "trust_curves_chart")["data"]) == 4 and len(at.dataframe[0].value) == 1
+    assert len(chart(at, "trust_curves_chart")["data"]) == 4 and len(at.dataframe[0].value) == 2
 
 
 def test_methods_page_shows_every_card_and_filters():

@@ -34,6 +34,7 @@ class MethodSettings:
     steps: int = DEFAULT_STEPS
     rule: str = APP_DEFAULT_RULE
     smooth: dict | None = None
+    smooth_methods: tuple[str, ...] = ()  # which methods SmoothGrad applies to
     skipped: dict[str, str] = field(default_factory=dict)  # method id -> why it is not offered
 
     def options_for(self, info) -> dict:
@@ -41,7 +42,7 @@ class MethodSettings:
         wanted = set(PATH_OPTIONS.get(info.id, ())) | (set(info.options) & {"steps", "rule", "baseline"})
         values = {"steps": self.steps, "rule": self.rule, "baseline": self.baseline}
         options = {name: values[name] for name in sorted(wanted)} | APP_METHOD_OPTIONS.get(info.id, {})
-        if self.smooth and info.smoothable:
+        if self.smooth and info.smoothable and info.id in self.smooth_methods:
             options["smooth"] = dict(self.smooth)
             options["seed"] = 0  # reproducible noise: the same settings give the same (cached) map
         return options
@@ -83,27 +84,32 @@ def method_controls(bundle, *, choose_methods: bool = True) -> MethodSettings:
         ig = infos.get("integrated_gradients")
         defaults_ig = ig.options if ig else {}
         with st.expander("Integrated Gradients / DeepLIFT", expanded=True):
-            baselines = baseline_names()
-            default_baseline = defaults_ig.get("baseline", "black")
-            baseline = st.selectbox("Baseline x′", baselines, format_func=pretty_name, key="ig_baseline",
-                                    index=baselines.index(default_baseline) if default_baseline in baselines else 0,
+            st.session_state.setdefault("ig_baseline", defaults_ig.get("baseline", "black"))
+            baseline = st.selectbox("Baseline x′", baseline_names(), format_func=pretty_name, key="ig_baseline",
                                     persist_state="session",
                                     help="The reference input whose logit the attributions are measured against.")
-            steps = st.select_slider("Steps", STEP_CHOICES, value=DEFAULT_STEPS, key="ig_steps", persist_state="session",
+            st.session_state.setdefault("ig_steps", DEFAULT_STEPS)
+            steps = st.select_slider("Steps", STEP_CHOICES, key="ig_steps", persist_state="session",
                                      help="Gradient evaluations along the path; more steps, smaller completeness error.")
-            rules = rule_names()
-            default_rule = APP_DEFAULT_RULE
-            rule = st.selectbox("Quadrature rule", rules, format_func=pretty_name, key="ig_rule", persist_state="session",
-                                index=rules.index(default_rule) if default_rule in rules else 0,
+            st.session_state.setdefault("ig_rule", APP_DEFAULT_RULE)
+            rule = st.selectbox("Quadrature rule", rule_names(), format_func=pretty_name, key="ig_rule",
+                                persist_state="session",
                                 help="How the path integral is approximated from the gradient samples.")
-        with st.expander("SmoothGrad (gradient and path methods)"):
+        with st.expander("SmoothGrad"):
             kind = st.radio("Noise averaging", list(SMOOTH_KINDS), format_func=SMOOTH_KINDS.get, key="smooth_kind",
                             persist_state="session", horizontal=True,
                             help="Average the map over noisy copies of the input (Smilkov et al., 2017).")
+            smoothable = [m for m in offered if infos[m].smoothable]
+            st.session_state.setdefault("smooth_methods", [m for m in smoothable if infos[m].family == "gradient"])
+            st.session_state["smooth_methods"] = [m for m in st.session_state["smooth_methods"] if m in smoothable]
+            scope = st.multiselect("Apply to", smoothable, format_func=lambda m: infos[m].title, key="smooth_methods",
+                                   persist_state="session", disabled=kind == "off",
+                                   help="Path methods already average many gradients and take their samples times "
+                                        "longer with noise, so by default only the gradient methods are smoothed.")
             samples = st.slider("Samples", 4, 64, 16, 4, key="smooth_samples", persist_state="session",
                                 disabled=kind == "off")
             sigma = st.slider("Noise σ (fraction of the input range)", 0.05, 0.5, 0.15, 0.05, key="smooth_sigma",
                               persist_state="session", disabled=kind == "off")
     smooth = None if kind == "off" else {"kind": kind, "samples": int(samples), "sigma": float(sigma)}
     return MethodSettings(methods=list(methods), baseline=baseline, steps=int(steps), rule=rule, smooth=smooth,
-                          skipped=skipped)
+                          smooth_methods=tuple(scope), skipped=skipped)
