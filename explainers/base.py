@@ -22,6 +22,11 @@ class NotApplicable(ValueError):
     """The method cannot run on this model (e.g. CAM without a GAP → Linear head); the message says why."""
 
 
+class BadRequest(ValueError, TypeError):
+    """A request `explain()` refuses (bad input tensor, target or option); the message says what to change.
+    Both a ValueError and a TypeError, so callers catching either (the app catches both) see it."""
+
+
 @dataclass
 class IGTrace:
     """Integrated Gradients along the path, one entry per quadrature node in α order."""
@@ -109,14 +114,20 @@ class MethodInfo:
         return None
 
 
+def short_repr(value, limit: int = 40) -> str:
+    """`repr(value)` cut to `limit` characters, for messages that quote what a caller passed."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def whole_number(value, name: str, low: int, high: int) -> int:
     """`value` as an int in [low, high] — a Python or numpy integer, or a float with no fractional part — or a
-    ValueError naming `name`. Booleans are refused: `True` is not a count."""
+    BadRequest naming `name`. Booleans are refused: `True` is not a count."""
     whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, (bool, np.bool_)) or not whole:
-        raise ValueError(f"{name} must be a whole number (an integer) in {low}..{high}, got {value!r}.")
+        raise BadRequest(f"{name} must be a whole number (an integer) in {low}..{high}, got {short_repr(value)}.")
     if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {int(value)}.")
+        raise BadRequest(f"{name} must be in {low}..{high}, got {int(value)}.")
     return int(value)
 
 
@@ -161,6 +172,22 @@ def capture_output(layer: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
     handle = layer.register_forward_hook(hook)
     try:
         yield outputs
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def replace_output(layer: torch.nn.Module, replacement: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Make `layer` return `replacement(output)` in this thread's forwards (other threads see the real output).
+    Like `capture_output`, the hook filters by thread and is always removed."""
+    owner = threading.get_ident()
+
+    def hook(_module, _inputs, output):
+        return replacement(output) if threading.get_ident() == owner else None
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
     finally:
         handle.remove()
 

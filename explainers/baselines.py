@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from models.bundle import IMAGENET_MEAN
 
+from .base import BadRequest, short_repr
+
 BASELINES = ("black", "white", "mean", "uniform", "gaussian", "blur")
 # Named distributions expected gradients can draw from (a fresh draw per sample); constants give one baseline.
 DISTRIBUTIONS = ("uniform", "gaussian", "blur")
@@ -47,8 +49,7 @@ def _generator(seed, device) -> torch.Generator:
 def pixel_baselines(bundle, x: torch.Tensor, kind: str, count: int = 1, seed=0,
                     blur_sigmas: torch.Tensor | None = None) -> torch.Tensor:
     """`count` pixel-space baselines `(count, 3, H, W)` of a named kind for input `x` (normalised, `(1, 3, H, W)`)."""
-    if kind not in BASELINES:
-        raise ValueError(f"Unknown baseline '{kind}'. Choose one of: {', '.join(BASELINES)}, or pass a tensor.")
+    check_name(kind, "baseline")
     shape = (count, *x.shape[1:])
     image = bundle.denormalize(x.detach().float()).clamp(0, 1)
     g = _generator(seed, x.device)
@@ -68,19 +69,43 @@ def pixel_baselines(bundle, x: torch.Tensor, kind: str, count: int = 1, seed=0,
     return torch.cat([gaussian_blur(image, float(s)) for s in blur_sigmas])
 
 
+def check_name(kind, what: str) -> str:
+    if not isinstance(kind, str) or kind not in BASELINES:
+        raise BadRequest(f"Unknown {what} {short_repr(kind)}. Choose one of: {', '.join(BASELINES)}, or pass a tensor.")
+    return kind
+
+
+def check_tensor(t: torch.Tensor, x: torch.Tensor, what: str, batch: bool) -> torch.Tensor:
+    """A baseline tensor on `x`'s device and dtype, `(K, 3, H, W)` (`batch`) or `(1, 3, H, W)`, finite; or
+    BadRequest. A 3-d tensor is one baseline."""
+    b = t.detach()
+    if b.dim() == 3:
+        b = b.unsqueeze(0)
+    shape = f"({'K' if batch else 1}, {', '.join(map(str, x.shape[1:]))})"
+    if b.dim() != 4 or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] < 1 or (not batch and b.shape[0] != 1):
+        raise BadRequest(f"A {what} tensor must have the shape {shape}, got {tuple(t.shape)}.")
+    if not b.is_floating_point():
+        raise BadRequest(f"A {what} tensor must be floating point (normalised like the input), got {b.dtype}.")
+    b = b.to(device=x.device, dtype=x.dtype)
+    if not torch.isfinite(b).all():
+        raise BadRequest(f"The {what} tensor contains NaN or infinite values (in {x.dtype}).")
+    return b
+
+
+def check_baseline(baseline, x: torch.Tensor, *, batch: bool = False):
+    """`baseline` (or expected gradients' `baselines`, `batch=True`) checked: a name, or a tensor converted to
+    `x`'s device and dtype. Raises BadRequest saying what is wrong."""
+    what = "baselines" if batch else "baseline"
+    if isinstance(baseline, torch.Tensor):
+        return check_tensor(baseline, x, what, batch)
+    return check_name(baseline, what)
+
+
 def make_baseline(bundle, x: torch.Tensor, baseline="black", seed=0) -> torch.Tensor:
     """The normalised `(1, 3, H, W)` baseline for `x`: a name from BASELINES, or a tensor already normalised."""
+    baseline = check_baseline(baseline, x)
     if isinstance(baseline, torch.Tensor):
-        b = baseline.detach().to(device=x.device, dtype=x.dtype)
-        if b.dim() == 3:
-            b = b.unsqueeze(0)
-        if tuple(b.shape) != tuple(x.shape):
-            raise ValueError(f"A baseline tensor must have the input's shape {tuple(x.shape)}, got {tuple(baseline.shape)}.")
-        if not torch.isfinite(b).all():
-            raise ValueError("The baseline tensor contains NaN or infinite values.")
-        return b
-    if not isinstance(baseline, str):
-        raise ValueError(f"baseline must be one of {', '.join(BASELINES)} or a tensor, got {type(baseline).__name__}.")
+        return baseline
     return bundle.normalize(pixel_baselines(bundle, x, baseline, 1, seed)).to(x.dtype)
 
 
@@ -92,17 +117,9 @@ def baseline_distribution(bundle, x: torch.Tensor, baselines, samples: int, seed
     "blur" draws a blur width per sample from (0, 2·BLUR_SIGMA·side]; constants give one baseline.
     """
     g = _generator(seed, "cpu")
+    baselines = check_baseline(baselines, x, batch=True)
     if isinstance(baselines, torch.Tensor):
-        pool = baselines.detach().to(device=x.device, dtype=x.dtype)
-        if pool.dim() == 3:
-            pool = pool.unsqueeze(0)
-        if pool.dim() != 4 or tuple(pool.shape[1:]) != tuple(x.shape[1:]) or pool.shape[0] < 1:
-            raise ValueError(f"baselines must be a (K, {', '.join(map(str, x.shape[1:]))}) tensor, got {tuple(baselines.shape)}.")
-        if not torch.isfinite(pool).all():
-            raise ValueError("The baselines tensor contains NaN or infinite values.")
-        return pool, torch.randint(pool.shape[0], (samples,), generator=g).to(x.device)
-    if not isinstance(baselines, str) or baselines not in BASELINES:
-        raise ValueError(f"baselines must be one of {', '.join(BASELINES)} or a tensor batch, got {baselines!r}.")
+        return baselines, torch.randint(baselines.shape[0], (samples,), generator=g).to(x.device)
     if baselines not in DISTRIBUTIONS:
         return make_baseline(bundle, x, baselines, seed), torch.zeros(samples, dtype=torch.long, device=x.device)
     sigmas = None

@@ -6,7 +6,8 @@ sizes on the real work was tried and gained nothing above run-to-run noise (benc
 
 Memory stays bounded whatever the step count or input size: the activations one sample keeps for the backward
 pass are measured on a first chunk of one sample (saved-tensor hooks, this thread only), remembered per
-(model, device, input shape), and no chunk exceeds the budget.
+(model, device, input shape), and no chunk exceeds the budget — a requested `batch_size` included, which is
+also measured on one sample first. (One sample alone may exceed it; `requests.MAX_INPUT_PIXELS` bounds that.)
 """
 from __future__ import annotations
 
@@ -56,52 +57,58 @@ def memory_budget(device: torch.device) -> float:
     return min(CPU_BUDGET_BYTES, available / 4)
 
 
-def chunk_size(device: torch.device, bytes_per_sample: float | None) -> int:
-    """The chunk size for `device`: its fixed size, capped by the memory budget (1 until the footprint is known)."""
+def chunk_size(device: torch.device, bytes_per_sample: float | None, requested: int | None = None) -> int:
+    """The chunk size for `device`: `requested`, else its fixed size, capped by the memory budget (1 until the
+    footprint is known)."""
     if not bytes_per_sample:
         return 1
-    fixed = CPU_CHUNK if device.type == "cpu" else ACCELERATOR_CHUNK
-    return max(1, min(fixed, MAX_CHUNK, int(memory_budget(device) // bytes_per_sample)))
+    wanted = requested or (CPU_CHUNK if device.type == "cpu" else ACCELERATOR_CHUNK)
+    return max(1, min(wanted, MAX_CHUNK, int(memory_budget(device) // bytes_per_sample)))
 
 
 class _SavedBytes:
-    """Counts the bytes of activations autograd saves for backward (parameters excluded), in this thread."""
+    """Counts the bytes of activations autograd saves for backward, in this thread. Parameters are excluded, and
+    so are views of them (a Linear saves `weight.t()`: VGG's head alone would count as 475 MB per sample)."""
 
-    def __init__(self):
+    def __init__(self, model: torch.nn.Module):
         self.total = 0
+        self.parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
         self.hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
 
     def _pack(self, t):
-        if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter):
+        if isinstance(t, torch.Tensor) and not isinstance(t, torch.nn.Parameter) and (
+                t.untyped_storage().data_ptr() not in self.parameters):
             self.total += t.numel() * t.element_size()
         return t
 
 
-def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Callable[[int, int], None],
+def run_in_chunks(model: torch.nn.Module, x: torch.Tensor, total: int, work: Callable[[int, int], int | None],
                   batch_size: int | None = None, progress: Callable[[float, str], None] | None = None,
-                  stage: str = "gradients") -> list[int]:
+                  stage: str = "step") -> list[int]:
     """Call `work(start, stop)` over `range(total)` in chunks; returns the chunk sizes used.
 
-    `batch_size` fixes the chunk size; None picks it for `x`'s device, capped by memory. `progress(fraction,
-    stage)` is called after every chunk.
+    `batch_size` is the chunk size wanted (None: the device's), capped by memory like any chunk. `work` may return
+    how many rows it really ran (IG adds two on accelerators), so the footprint per row is measured right.
+    `progress(fraction, "<stage> <done> / <total>")` is called after every chunk.
     """
     if batch_size is not None:
         batch_size = whole_number(batch_size, "batch_size (None: automatic)", 1, MAX_CHUNK)
     sizes, done = [], 0
     while done < total:
         footprint = known_bytes_per_sample(model, x)
-        size = min(batch_size or chunk_size(x.device, footprint), total - done)
+        size = min(chunk_size(x.device, footprint, batch_size), total - done)
         if footprint is None:
-            counter = _SavedBytes()
+            counter = _SavedBytes(model)
             with counter.hooks:
-                work(done, done + size)
+                rows = work(done, done + size)
             if counter.total:
+                rows = rows if isinstance(rows, int) and rows > 0 else size
                 with _lock:
-                    _bytes_per_sample.setdefault(model, {})[_key(x)] = counter.total / size
+                    _bytes_per_sample.setdefault(model, {})[_key(x)] = counter.total / rows
         else:
             work(done, done + size)
         done += size
         sizes.append(size)
         if progress is not None:
-            progress(done / total, stage)
+            progress(done / total, f"{stage} {done} / {total}")
     return sizes

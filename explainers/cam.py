@@ -8,14 +8,15 @@ the method's ReLU:
     grad_cam_pp w_c = Σ_ij α_cij ReLU(g_cij), α = g² / (2g² + Σ_ab A_cab · g³)       (Chattopadhay et al. 2018)
     hires_cam   w_cij = g_cij                                                        (Draelos & Carin 2020)
     layer_cam   w_cij = ReLU(g_cij)                                                  (Jiang et al. 2021)
-    score_cam   w_c = p_target(x ⊙ norm(up(A_c))), no gradients                      (Wang et al. 2020)
+    xgrad_cam   w_c = Σ_ij g_cij A_cij / Σ_ij A_cij                                  (Fu et al. 2020)
+The CAMs that need no gradient (Score-CAM, Eigen-CAM, Ablation-CAM) are in `cam_gradient_free`.
 Gradients are taken with `torch.autograd.grad` w.r.t. the captured activation, so parameters never get `.grad`.
 """
 from __future__ import annotations
 
 import torch
 
-from .base import MethodResult, NotApplicable, cam_result, capture_output, to_numpy, upsample, whole_number
+from .base import BadRequest, MethodResult, NotApplicable, cam_result, capture_output, to_numpy
 from .registry import register
 
 
@@ -24,11 +25,11 @@ def resolve_layer(bundle, layer) -> torch.nn.Module:
     if layer is None:
         raise NotApplicable(f"{bundle.title} has no default target layer; choose one with layer=.")
     if not isinstance(layer, torch.nn.Module) or not any(m is layer for m in bundle.model.modules()):
-        raise ValueError("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
+        raise BadRequest("layer= must be one of this model's own modules (e.g. bundle.model.layer4).")
     return layer
 
 
-def _feature_map(outputs: list[torch.Tensor], layer) -> torch.Tensor:
+def feature_map(outputs: list[torch.Tensor], layer) -> torch.Tensor:
     if not outputs:
         raise NotApplicable(f"The layer {type(layer).__name__} did not run in the forward pass.")
     # A module called several times per forward (shared activations): the last call is the one nearest the head.
@@ -44,7 +45,7 @@ def activations(bundle, x: torch.Tensor, layer=None) -> torch.Tensor:
     layer = resolve_layer(bundle, layer)
     with torch.no_grad(), capture_output(layer) as outputs:
         bundle.model(x)
-        return _feature_map(outputs, layer).detach()
+        return feature_map(outputs, layer).detach()
 
 
 def activations_and_gradients(bundle, x: torch.Tensor, target: int, layer=None):
@@ -53,7 +54,7 @@ def activations_and_gradients(bundle, x: torch.Tensor, target: int, layer=None):
     with torch.enable_grad(), capture_output(layer) as outputs:
         # The input requires grad so that the graph exists even if someone froze the parameters.
         logits = bundle.model(x.detach().requires_grad_(True))
-        activation = _feature_map(outputs, layer)
+        activation = feature_map(outputs, layer)
         (grad,) = torch.autograd.grad(logits[:, target].sum(), activation)
     return activation.detach(), grad.detach(), logits.detach()
 
@@ -80,7 +81,7 @@ def grad_cam_map(bundle, x, target, layer=None) -> torch.Tensor:
     return torch.relu(weighted_sum(grad_cam_weights(A[0], g[0]), A[0]))
 
 
-def _size(x) -> tuple[int, int]:
+def spatial_size(x) -> tuple[int, int]:
     return tuple(x.shape[-2:])
 
 
@@ -90,7 +91,7 @@ def gradient_cam(id: str, title: str, weights_of, *, options: dict | None = None
     def method(bundle, x, target, progress=None, layer=None, **opts):
         A, g, _ = activations_and_gradients(bundle, x, target, layer)
         return combine(weights_of(A[0], g[0], **{k: v for k, v in opts.items() if k in (options or {})}), A[0],
-                       _size(x))
+                       spatial_size(x))
     method.__name__ = id
     return method
 
@@ -108,6 +109,11 @@ def grad_cam_pp_weights(A, g, eps: float = 0.0):
     # α is 0 where the gradient is 0 (there the paper's 0/0 has no meaning and the term drops out).
     alpha = torch.where(denominator != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
     return (alpha * torch.relu(g)).sum(dim=(1, 2))
+
+
+def xgrad_cam_weights(A, g, eps: float = 1e-7):
+    """`eps` keeps channels with Σ A = 0 finite; 1e-7 is pytorch-grad-cam's (the paper has none)."""
+    return (g * A).sum(dim=(1, 2)) / (A.sum(dim=(1, 2)) + float(eps))
 
 
 def hires_cam_weights(A, g):
@@ -129,39 +135,11 @@ def cam(bundle, x, target, progress=None, layer=None, **_):
     if A.shape[0] != classifier.in_features:
         raise NotApplicable(f"CAM needs the pooled layer's {A.shape[0]} channels to feed the classifier directly, "
                             f"but it takes {classifier.in_features} inputs; pick the layer the head pools.")
-    return combine(classifier.weight[target].detach(), A, _size(x), relu=False)
+    return combine(classifier.weight[target].detach(), A, spatial_size(x), relu=False)
 
 
 grad_cam = gradient_cam("grad_cam", "Grad-CAM", grad_cam_weights)
 grad_cam_pp = gradient_cam("grad_cam_pp", "Grad-CAM++", grad_cam_pp_weights, options={"eps": 0.0})
 hires_cam = gradient_cam("hires_cam", "HiResCAM", hires_cam_weights)
 layer_cam = gradient_cam("layer_cam", "LayerCAM", layer_cam_weights)
-
-
-@register("score_cam", "Score-CAM", "cam", options={"batch_size": 32}, needs_layer=True)
-def score_cam(bundle, x, target, progress=None, layer=None, batch_size=32, **_):
-    """Each channel, upsampled and scaled to [0, 1], masks the input; the class probability it keeps is its weight.
-
-    Channels whose map is constant carry no location and cannot be scaled to [0, 1]; they get weight 0 (in a
-    ReLU network most of them are all zeros, which would contribute nothing anyway), which also saves forwards.
-    """
-    batch_size = whole_number(batch_size, "batch_size", 1, 1024)
-    A = activations(bundle, x, layer)[0].clone()
-    flat = A.flatten(1)
-    informative = (flat.amax(dim=1) > flat.amin(dim=1)).nonzero().flatten()
-    weights = torch.zeros(A.shape[0], device=A.device, dtype=A.dtype)
-    total = max(1, len(informative))
-    with torch.no_grad():
-        for start in range(0, len(informative), batch_size):
-            channels = informative[start:start + batch_size]
-            m = upsample(A[channels], _size(x))  # per batch: all of them at input size may not fit in memory
-            lo, hi = m.amin(dim=(1, 2), keepdim=True), m.amax(dim=(1, 2), keepdim=True)
-            m = (m - lo) / (hi - lo).clamp_min(torch.finfo(m.dtype).tiny)
-            probs = torch.softmax(bundle.model(x * m[:, None]).float(), dim=1)[:, target]
-            weights[channels] = probs.to(weights.dtype)
-            if progress is not None:
-                done = min(start + batch_size, len(informative))
-                progress(done / total, f"masked forwards {done}/{len(informative)}")
-    result = combine(weights, A, _size(x))
-    result.extras["forwards"] = int(len(informative)) + 1
-    return result
+xgrad_cam = gradient_cam("xgrad_cam", "XGrad-CAM", xgrad_cam_weights, options={"eps": 1e-7})

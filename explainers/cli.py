@@ -5,24 +5,23 @@
 
 For every image and method: `<stem>_<method>.png` (overlay), `<stem>_<method>.npy` (raw attribution); for
 Integrated Gradients also `<stem>_integrated_gradients.html` (convergence figures, plotly embedded, works
-offline); and one `summary.json` (predictions, timings, completeness errors, problems). A bad file or a method
-that cannot run is reported and skipped; the exit code is non-zero only when nothing at all could be done.
+offline); and one `summary.json` (predictions, timings, completeness errors, problems), rewritten as each image
+finishes. `<stem>` is the file's own (made safe), with a short hash of its path where two inputs share one.
+A bad file or a method that cannot run is reported and skipped; the exit code is non-zero only when nothing at
+all could be done (130 after Ctrl-C). Bad arguments, devices and output folders are refused before the model
+loads. Inputs are read as `cli_inputs` says, outputs written as `cli_output` says.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+import torch
 
-from presentation.overlay import overlay
+from .cli_inputs import InputError, InputFile, find_images, printable, read_input
+from .cli_output import OutputError, OutputFolder, ProgressLine, write_results
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 DEFAULT_METHODS = ["grad_cam", "saliency", "integrated_gradients"]
 BASELINE_METHODS = {"integrated_gradients", "deeplift"}
 
@@ -47,29 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def find_images(paths: list[str]) -> tuple[list[Path], list[dict]]:
-    """The image files named or inside the named folders (sorted), and a problem entry for each bad path."""
-    files, problems = [], []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append({"file": raw, "error": "folder holds no image files (" + ", ".join(
-                    sorted(IMAGE_SUFFIXES)) + ")"})
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append({"file": raw, "error": "no such file or folder"})
-    return files, problems
-
-
 def resolve_target(spec: str | None, categories: list[str], top1: int) -> int:
     """A class index from an index or a name; a name must match one class exactly or be part of only one."""
     if spec is None:
         return top1
-    if spec.strip().lstrip("-").isdigit():
+    if spec.strip().lstrip("-").isascii() and spec.strip().lstrip("-").isdigit():
         index = int(spec)
         if not 0 <= index < len(categories):
             raise ValueError(f"class {index} is out of range 0..{len(categories) - 1}")
@@ -82,9 +63,9 @@ def resolve_target(spec: str | None, categories: list[str], top1: int) -> int:
     if len(partial) == 1:
         return partial[0]
     if not partial:
-        raise ValueError(f"no class is called '{spec}'")
+        raise ValueError(f"no class is called '{printable(spec)}'")
     names = "; ".join(f"{i}: {categories[i]}" for i in partial[:8])
-    raise ValueError(f"'{spec}' matches {len(partial)} classes ({names}{' …' if len(partial) > 8 else ''}): "
+    raise ValueError(f"'{printable(spec)}' matches {len(partial)} classes ({names}{' …' if len(partial) > 8 else ''}): "
                      "give the index or a longer name")
 
 
@@ -102,112 +83,114 @@ def method_options(method: str, args: argparse.Namespace) -> dict:
     return options
 
 
-class ProgressLine:
-    """A one-line progress bar on stderr (rewritten in place on a terminal, one line per step otherwise)."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.done, self.stream = max(total, 1), 0, stream
-        self.tty = getattr(stream, "isatty", lambda: False)()
-
-    def show(self, label: str) -> None:
-        width = 24
-        filled = int(width * self.done / self.total)
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label}"
-        self.stream.write(("\r" + line[:120].ljust(120)) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        self.show(label)
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
+class UsageError(Exception):
+    """A command line that cannot work (device, options); said before the model loads."""
 
 
-def render_overlay(bundle, x, exp) -> np.ndarray:
-    """The explanation over the image as uint8 RGB: signed colours for pixel-space maps, a heat scale for CAMs."""
-    signed = exp.attribution.ndim == 3
-    return overlay(bundle.to_image(x), exp.heatmap, signed=signed, alpha=0.6)
+def check_device(spec: str | None) -> torch.device | None:
+    """The device asked for, if this machine can run a model on it."""
+    if spec is None:
+        return None
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {printable(spec)} is not a device name; use cpu or cuda (cuda:0, ...)") from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {printable(spec)}: CUDA is not available on this machine; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {printable(spec)}: this machine has {torch.cuda.device_count()} CUDA "
+                             "device(s), numbered from 0")
+        return device
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return device
+    raise UsageError(f"--device {printable(spec)}: a model cannot run on a '{device.type}' device here; use cpu"
+                     + (" or cuda" if torch.cuda.is_available() else ""))
 
 
-def write_convergence_html(trace, path: Path, title: str) -> bool:
-    """IG's convergence figures (the app's own) in one self-contained HTML file; False if none could be made."""
-    from presentation.figures import ig_convergence_figure, steps_error_figure
+def check_options(methods: list[str], args: argparse.Namespace) -> None:
+    """The options given, checked as explain() will check them (so a typo stops the run before the model loads)."""
+    from .baselines import check_name
+    from .quadrature import check_rule, check_steps
 
-    parts = [ig_convergence_figure(trace, title=title).to_html(full_html=False, include_plotlyjs=True)]
-    if trace.steps_error:
-        parts.append(steps_error_figure(trace.steps_error, chosen=len(trace.alphas)).to_html(
-            full_html=False, include_plotlyjs=False))
-    path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body>"
-                    + "".join(parts) + "</body></html>", encoding="utf-8")
-    return True
+    try:
+        if args.rule is not None:
+            check_rule(args.rule)
+        if args.steps is not None:
+            check_steps(args.steps, args.rule)
+        if args.baseline is not None:
+            check_name(args.baseline, "baseline")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    ignored = [flag for flag, value, users in (("--steps", args.steps, {"integrated_gradients"}),
+                                              ("--rule", args.rule, {"integrated_gradients"}),
+                                              ("--baseline", args.baseline, BASELINE_METHODS))
+               if value is not None and not users & set(methods)]
+    if ignored:
+        raise UsageError(f"{', '.join(ignored)} given, but no chosen method takes it")
 
 
-def completeness(exp) -> dict:
-    """delta = Σ attribution − ΔF as reported by the method, and the error relative to ΔF."""
-    check = exp.completeness()
-    return {} if check is None else dataclasses.asdict(check)
-
-
-def explain_image(path: Path, bundle, methods: list[str], args, out: Path, progress: ProgressLine) -> dict:
-    """Run every method on one image; returns its summary entry (problems included, nothing raised)."""
+def explain_image(item: InputFile, bundle, methods: list[str], target: int | None, args, out: OutputFolder,
+                  progress: ProgressLine) -> dict:
+    """Run every method on one image, writing its results; returns its summary entry (nothing raised)."""
     from explainers import explain
     from models import ImageError, read_image
 
-    entry: dict = {"file": str(path)}
+    entry: dict = {"file": item.shown, "output": item.stem}
     try:
-        image = read_image(path.read_bytes())
-    except (ImageError, OSError) as err:
+        image = read_image(read_input(item.path))
+    except (InputError, ImageError) as err:
         entry["error"] = f"cannot read image: {err}"
-        for _ in methods:
-            progress.step(f"{path.name}: skipped")
+    except Exception as err:  # a decoder failing in a way read_image did not foresee
+        entry["error"] = f"cannot read image: {type(err).__name__}"
+    if "error" in entry:
+        progress.skip(len(methods), f"{item.shown}: skipped")
         return entry
-    x = bundle.preprocess(image)
-    top = bundle.predict(x, k=5)
-    entry["predictions"] = [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in top]
     try:
-        target = resolve_target(args.target, bundle.categories, top[0][0])
-    except ValueError as err:
-        entry["error"] = f"--target: {err}"
-        for _ in methods:
-            progress.step(f"{path.name}: skipped")
+        x = bundle.preprocess(image)
+        top = bundle.predict(x, k=5)
+    except Exception as err:  # the model fails on this image (out of memory, ...): report it, go on
+        entry["error"] = f"the model failed on this image: {type(err).__name__}: {err}"
+        progress.skip(len(methods), f"{item.shown}: skipped")
         return entry
+    entry["predictions"] = [{"index": i, "name": n, "probability": round(p, 6)} for i, n, p in top]
+    target = top[0][0] if target is None else target
     entry.update(target=target, target_name=bundle.category(target), methods={})
     for method in methods:
-        progress.show(f"{path.name}: {method}…")
+        progress.show(f"{item.shown}: {method}…")
         record: dict = {"options": method_options(method, args)}
         try:
             exp = explain(bundle, x, target, method, **record["options"])
-        except Exception as err:  # NotApplicable, bad options, a failing method: report and go on
+            record.update(write_results(out, f"{item.stem}_{method}", bundle, x, exp,
+                                        f"{item.shown}: {bundle.category(target)}"))
+        except Exception as err:  # NotApplicable, bad options, a failing method, a refused write: report, go on
             record["error"] = f"{type(err).__name__}: {err}"
-        else:
-            stem = f"{path.stem}_{method}"
-            np.save(out / f"{stem}.npy", exp.attribution)
-            Image.fromarray(render_overlay(bundle, x, exp)).save(out / f"{stem}.png")
-            record.update(seconds=round(exp.seconds, 4), overlay=f"{stem}.png", attribution=f"{stem}.npy",
-                          attribution_shape=list(exp.attribution.shape), **completeness(exp))
-            if exp.trace is not None and write_convergence_html(
-                    exp.trace, out / f"{stem}.html", f"{path.name}: {bundle.category(target)}"):
-                record["convergence"] = f"{stem}.html"
-                record["steps_error"] = {str(k): v for k, v in sorted(exp.trace.steps_error.items())}
-            if "evaluations" in exp.extras:  # the adaptive rule: what it spent and whether it met the tolerance
-                record.update(evaluations=exp.extras["evaluations"], converged=exp.extras["converged"])
         entry["methods"][method] = record
-        progress.step(f"{path.name}: {method}")
+        progress.step(f"{item.shown}: {method}")
     return entry
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # file names and messages must never make printing fail
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = parse_args(argv)
     from explainers import list_methods
-    from models import DEFAULT_MODEL, ModelUnavailable, load_model
+    from models import DEFAULT_MODEL, load_model
 
     known = [m.id for m in list_methods()]
     methods = known if args.methods == ["all"] else (args.methods or [m for m in DEFAULT_METHODS if m in known])
-    unknown = [m for m in methods if m not in known]
+    unknown = [printable(m) for m in methods if m not in known]
     if unknown:
         print(f"error: unknown method(s) {', '.join(unknown)}. Known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    try:
+        device = check_device(args.device)
+        check_options(methods, args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     files, problems = find_images(args.images)
     if not files:
@@ -215,28 +198,76 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem['file']}: {problem['error']}", file=sys.stderr)
         print("error: no image to explain", file=sys.stderr)
         return 1
-    start = time.perf_counter()
     try:
-        bundle = load_model(args.model or DEFAULT_MODEL, device=args.device)
-    except (ModelUnavailable, RuntimeError) as err:
+        out = OutputFolder(args.out)
+    except OutputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    load_seconds = time.perf_counter() - start
-    progress = ProgressLine(len(files) * len(methods))
-    entries = [explain_image(path, bundle, methods, args, out, progress) for path in files]
-    progress.close()
-    done = sum(1 for e in entries for r in e.get("methods", {}).values() if "error" not in r)
+    try:
+        out.refuse_non_file("summary.json")  # a planted link there would make every save fail: say it now
+        return run(args, methods, device, files, problems, out, load_model, args.model or DEFAULT_MODEL)
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # while the model loads (later ones are handled in run)
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        out.close()
+
+
+def run(args, methods, device, files, problems, out: OutputFolder, load_model, model_name: str) -> int:
+    start = time.perf_counter()
+    try:
+        bundle = load_model(model_name, device=device)
+        target = None if args.target is None else resolve_target(args.target, bundle.categories, 0)
+    except Exception as err:  # ModelUnavailable, a bad --target, a device that fails at load: no traceback
+        print(f"error: {printable(str(err))}", file=sys.stderr)
+        return 1
     summary = {"model": bundle.name, "device": str(bundle.device), "methods": methods,
-               "model_load_seconds": round(load_seconds, 3), "total_seconds": round(time.perf_counter() - start, 3),
-               "images": entries, "problems": problems, "explanations_written": done}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    for e in entries:
+               "model_load_seconds": round(time.perf_counter() - start, 3), "complete": False, "interrupted": False,
+               "images": [], "problems": problems, "explanations_written": 0}
+    progress = ProgressLine(len(files) * len(methods))
+    saved = True
+    try:
+        for item in files:
+            try:
+                entry = explain_image(item, bundle, methods, target, args, out, progress)
+            except Exception as err:  # a bug: this image is lost, not the run (nor the summary)
+                entry = {"file": item.shown, "output": item.stem, "error": f"failed: {type(err).__name__}: {err}"}
+            summary["images"].append(entry)
+            summary["explanations_written"] += sum(1 for r in entry.get("methods", {}).values() if "error" not in r)
+            summary["total_seconds"] = round(time.perf_counter() - start, 3)
+            saved = save_summary(out, summary)  # after every image: a crash loses at most the current one
+        summary["complete"] = True
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+    finally:
+        progress.close()
+        summary["total_seconds"] = round(time.perf_counter() - start, 3)
+        saved = save_summary(out, summary) and saved
+    report(summary, out)
+    if summary["interrupted"]:
+        return 130
+    return 0 if summary["explanations_written"] and saved else 1
+
+
+def save_summary(out: OutputFolder, summary: dict) -> bool:
+    try:
+        out.write_json("summary.json", summary)
+        return True
+    except (OutputError, OSError) as err:
+        print(f"error: summary.json: {printable(str(err))}", file=sys.stderr)
+        return False
+
+
+def report(summary: dict, out: OutputFolder) -> None:
+    for e in summary["images"]:
         for line in [e.get("error")] + [f"{m}: {r['error']}" for m, r in e.get("methods", {}).items() if "error" in r]:
             if line:
-                print(f"warning: {e['file']}: {line}", file=sys.stderr)
-    for problem in problems:
+                print(f"warning: {e['file']}: {printable(line)}", file=sys.stderr)
+    for problem in summary["problems"]:
         print(f"warning: {problem['file']}: {problem['error']}", file=sys.stderr)
-    print(f"{done} explanation(s) of {len(files)} image(s) written to {out}/ (summary.json)")
-    return 0 if done else 1
+    done = summary["explanations_written"]
+    state = "" if summary["complete"] else " (interrupted)"
+    print(f"{done} explanation(s) of {len(summary['images'])} image(s) written to {out.shown}/ (summary.json){state}")

@@ -23,7 +23,8 @@ from .baselines import make_baseline
 
 EPS = 1e-7  # |Δz| below this: use the derivative (Δy/Δz would be 0/0 or noise)
 
-_ELEMENTWISE = {
+# Elementwise nonlinearities as they reach torch (modules call these); LRP passes relevance through the same set.
+ELEMENTWISE_ACTIVATIONS = {
     F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu_, F.relu6, F.hardtanh,
     F.hardtanh_, F.silu, F.hardswish, F.hardsigmoid, F.gelu, F.elu, F.elu_, F.leaky_relu, F.leaky_relu_,
     F.softplus, F.mish, F.selu, F.celu, torch.sigmoid, torch.Tensor.sigmoid, torch.tanh, torch.Tensor.tanh,
@@ -91,7 +92,7 @@ class DeepLiftMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _ELEMENTWISE and args and isinstance(args[0], torch.Tensor) and args[0].shape[0] % 2 == 0:
+        if func in ELEMENTWISE_ACTIVATIONS and args and isinstance(args[0], torch.Tensor) and args[0].shape[0] % 2 == 0:
             return rescale(func, args, kwargs)
         if func in _MAX_POOL and args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
             out = _max_pool(args, kwargs)

@@ -51,7 +51,7 @@ def expected_gradients(bundle, x, target, progress: Progress | None = None, samp
             baseline_logits[start:stop] = model(base)[:, target].double().cpu()
 
     chunks = run_in_chunks(model, x, samples, work, batch_size=batch_size, progress=progress,
-                           stage="expected gradients")
+                           stage="sample")
     attribution = total / samples
     with torch.no_grad():
         f_input = float(model(x)[0, target])

@@ -75,7 +75,7 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
     fold_ends = x.device.type in FOLD_ENDPOINTS_ON if fold_ends is None else fold_ends
     kept: list[torch.Tensor] = []
 
-    def work(start: int, stop: int) -> None:
+    def work(start: int, stop: int) -> int:
         nonlocal total
         points = x_base + alphas_t[start:stop] * diff
         extra = fold_ends and not ends
@@ -104,8 +104,9 @@ def path_integral(model, x, x_base, target: int, alphas: np.ndarray, weights: np
             if last > first:
                 rows = grads if last - first == size else grads.index_select(0, keep_t[first:last] - start)
                 maps.append(rows.sum(1))
+        return size + 2 * extra  # rows run (the footprint is measured per row)
 
-    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="integrated gradients")
+    chunks = run_in_chunks(model, x, n, work, batch_size=batch_size, progress=progress, stage="step")
     record = {key: torch.cat(v) for key, v in parts.items() if v}
     if maps:
         record["grad_maps"] = torch.cat(maps)

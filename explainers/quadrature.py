@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .base import whole_number
+from .base import BadRequest, short_repr, whole_number
 
 RULES = ("gauss_legendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle")  # fixed nodes
 ADAPTIVE = "adaptive"  # nodes placed by the errors measured on the way (explainers/adaptive.py)
@@ -22,15 +22,15 @@ MAX_STEPS = 1024
 
 def check_rule(rule: str, allow_adaptive: bool = False) -> str:
     known = RULES + ((ADAPTIVE,) if allow_adaptive else ())
-    if rule not in known:
-        raise ValueError(f"Unknown quadrature rule '{rule}'. Choose one of: {', '.join(known)}.")
+    if not isinstance(rule, str) or rule not in known:
+        raise BadRequest(f"Unknown quadrature rule {short_repr(rule)}. Choose one of: {', '.join(known)}.")
     return rule
 
 
 def check_steps(steps, rule: str | None = None, limit: int = MAX_STEPS, what: str = "steps") -> int:
     steps = whole_number(steps, what, 1, limit)
     if rule == "riemann_trapezoid" and steps < 2:
-        raise ValueError("The trapezoid rule needs at least 2 steps (its nodes include both ends of the path).")
+        raise BadRequest("The trapezoid rule needs at least 2 steps (its nodes include both ends of the path).")
     return steps
 
 

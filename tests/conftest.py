@@ -23,6 +23,15 @@ from models import default_device, load_model, read_image, wrap  # noqa: E402
 DEVICE = default_device()  # where the fixtures' models live, and so where test inputs are made: CUDA when present
 
 
+@pytest.fixture(autouse=True)
+def compute_without_clicks(monkeypatch):
+    """The app asks for a click before work it expects to be slow, from timings on this machine; a loaded test
+    machine would gate different tiles on every run. Tests of the gate lower the limit themselves."""
+    from ui import estimates
+
+    monkeypatch.setattr(estimates, "CLICK_ABOVE_S", float("inf"))
+
+
 def randn(*shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Seeded noise (drawn on the CPU, so equal on every machine) on the test device."""
     return torch.randn(*shape, generator=generator).to(DEVICE)
@@ -32,6 +41,13 @@ def to_numpy(t) -> "np.ndarray":
     import numpy as np
 
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def shows_source(at, source: str) -> bool:
+    """Whether an AppTest run shows the image's source ("upload: NAME") as the pages write it: literally."""
+    from ui.common import literal
+
+    return any(literal(source) in c.value for c in at.caption)
 
 
 def sample_bytes(name: str) -> bytes:

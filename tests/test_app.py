@@ -13,7 +13,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import ui.common
-from conftest import ROOT, TinyImageNetCNN, sample_bytes
+from conftest import ROOT, TinyImageNetCNN, sample_bytes, shows_source
 from models import list_models, wrap
 
 TIMEOUT = 180  # first run imports torch and loads the model; 2 busy CPU cores
@@ -143,7 +143,8 @@ def test_unavailable_model_falls_back_with_a_notice():
         pytest.fail("every model is available here; this test needs one that is not (no torchvision weights)")
     at = ok(new_app(methods=["grad_cam"]).run())
     ok(at.selectbox(key="model").set_value(missing[0].name).run())
-    assert any("not available" in w.value for w in at.warning)
+    notice = f"**{missing[0].title}** is not installed on this server. Showing **EfficientNet-Lite0 (bundled, 224 px)**"
+    assert [w.value for w in at.warning] == [notice + " instead."]  # one notice, no server path in it
     assert "Grad-CAM" in captions(at)  # still explains, with the default model
 
 
@@ -155,17 +156,17 @@ def test_uploaded_png_shows_its_predictions():
     assert any(word in target.format_func(target.value) for word in ("espresso", "cup", "coffee")), target.value
     top5 = chart_spec(at, "top5_chart")["data"][0]["hovertext"]
     assert any("espresso" in name or "cup" in name for name in top5)
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png")
 
 
 def test_the_input_touched_last_wins(tiny_model):
     at = ok(new_app().run())
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png")
     ok(at.pills(key="sample").set_value("rocket.jpg").run())  # a sample clicked after the upload shows
-    assert any("sample: rocket.jpg" in m.value for m in at.markdown)
+    assert shows_source(at, "sample: rocket.jpg")
     ok(at.file_uploader(key="upload").set_value(("astro.png", png_of(sample_bytes("astronaut.jpg")), "image/png")).run())
-    assert any("upload: astro.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: astro.png")
 
 
 def test_text_file_upload_shows_an_error_and_the_app_recovers():
@@ -174,8 +175,9 @@ def test_text_file_upload_shows_an_error_and_the_app_recovers():
     assert not at.exception
     assert any("not an image" in e.value for e in at.error)
     assert "Grad-CAM" in captions(at)  # the sample is still explained meanwhile
+    assert [w.value for w in at.main.warning if "could not be used" in w.value]  # said beside the tiles too
     ok(at.file_uploader(key="upload").set_value(("coffee.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
-    assert any("upload: coffee.png" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.png") and not at.main.warning
 
 
 def test_camera_photo_replaces_the_sample(tiny_model):
@@ -183,7 +185,7 @@ def test_camera_photo_replaces_the_sample(tiny_model):
     assert not at.camera_input  # the camera stays off until asked for
     ok(at.toggle(key="use_camera").set_value(True).run())
     ok(at.camera_input(key="camera").upload("shot.jpg", sample_bytes("rocket.jpg")).run())
-    assert any("camera: shot.jpg" in m.value for m in at.markdown)
+    assert shows_source(at, "camera: shot.jpg")
 
 
 def test_a_failing_method_shows_a_message_not_a_traceback(tiny_model, monkeypatch):
@@ -277,3 +279,40 @@ def test_streamlit_pin_has_apptest_uploads_and_images():
     assert pin, "requirements.txt must pin streamlit exactly"
     assert tuple(int(p) for p in pin.group(1).split(".")[:2]) >= (1, 59)
     assert streamlit.__version__ == pin.group(1)  # the tests ran against the pinned version
+
+
+def test_app_options_for_score_cam_and_the_path_variants():
+    """The app runs Score-CAM on its top channels (library default: all) and hands its path settings only to the
+    methods that take them."""
+    from explainers import method_info
+    from ui.controls import MethodSettings
+
+    settings = MethodSettings(methods=[], steps=16, baseline="white")
+    assert method_info("score_cam").options["top_k"] is None
+    assert settings.options_for(method_info("score_cam")) == {"top_k": 64}
+    assert settings.options_for(method_info("guided_ig")) == {"steps": 16, "baseline": "white"}
+    assert settings.options_for(method_info("blur_ig")) == {"steps": 16}
+    assert settings.options_for(method_info("xrai")) == {}
+
+
+def test_smoothgrad_applies_to_the_methods_chosen_for_it(tiny_model, explain_calls):
+    at = ok(new_app(methods=["saliency", "integrated_gradients"]).run())
+    scope = at.multiselect(key="smooth_methods").value
+    assert "saliency" in scope and "integrated_gradients" not in scope  # path methods are not smoothed by default
+    ok(at.radio(key="smooth_kind").set_value("smoothgrad").run())
+    ok(at.slider(key="smooth_samples").set_value(4).run())
+    assert {"Saliency (gradient) + SmoothGrad", "Integrated Gradients"} <= set(captions(at))
+    assert "ig_along_alpha" in chart_keys(at)  # IG itself, with its convergence plot, is untouched
+    ok(at.multiselect(key="smooth_methods").set_value(["integrated_gradients"]).run())
+    assert {"Saliency (gradient)", "Integrated Gradients + SmoothGrad"} <= set(captions(at))
+
+
+def test_compare_starts_from_the_sidebar_class_and_offers_the_preset(tiny_model):
+    at = ok(new_app(methods=["grad_cam"]).run())
+    ok(at.selectbox(key="target").set_value(5).run())
+    ok(at.switch_page("ui/page_compare.py").run())
+    assert at.selectbox(key="compare_a").value == 5 and at.selectbox(key="compare_b").value != 5
+    ok(at.button(key="compare_preset_button").click().run())
+    assert at.pills(key="sample").value == "cat_and_espresso.jpg"
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (281, 967)
+    assert at.selectbox(key="compare_method").value == "grad_cam"

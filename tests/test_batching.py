@@ -47,9 +47,13 @@ def test_memory_budget_caps_every_chunk(monkeypatch):
     assert chunk_size(torch.device("meta"), 1000.0) == batching.ACCELERATOR_CHUNK
 
 
-def test_fixed_batch_size_is_validated_and_obeyed():
+def test_fixed_batch_size_is_validated_and_obeyed_within_the_budget(monkeypatch):
     model, x = Net(), torch.randn(1, 3, 8, 8)
+    assert run_in_chunks(model, x, 10, fwd_bwd(model, x, []), batch_size=4) == [1, 4, 4, 1]  # measured first
     assert run_in_chunks(model, x, 10, fwd_bwd(model, x, []), batch_size=4) == [4, 4, 2]
+    footprint = batching.known_bytes_per_sample(model, x)
+    monkeypatch.setattr(batching, "memory_budget", lambda device: 3.5 * footprint)
+    assert run_in_chunks(model, x, 10, fwd_bwd(model, x, []), batch_size=8) == [3, 3, 3, 1]  # the budget wins
     for bad in (0, True, "4", 2.5, batching.MAX_CHUNK + 1):
         with pytest.raises(ValueError, match="batch_size"):
             run_in_chunks(model, x, 10, fwd_bwd(model, x, []), batch_size=bad)
@@ -60,7 +64,7 @@ def test_progress_after_every_chunk():
     run_in_chunks(model, x, 20, fwd_bwd(model, x, []), progress=lambda f, stage: reports.append((f, stage)),
                   stage="testing")
     assert [f for f, _ in reports] == pytest.approx([1 / 20, 9 / 20, 17 / 20, 1.0])
-    assert {stage for _, stage in reports} == {"testing"}
+    assert [stage for _, stage in reports] == [f"testing {round(f * 20)} / 20" for f, _ in reports]
 
 
 def test_the_footprint_counter_sees_only_its_own_thread():

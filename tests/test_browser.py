@@ -55,6 +55,7 @@ def app_url(artifacts_dir):
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "ATTRIBUTION_CLICK_ABOVE_S": "inf"},  # a loaded test machine must not gate tiles
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -141,3 +142,53 @@ def test_upload_a_photo_and_see_heatmaps_and_convergence(app_url, browser, artif
         with Image.open(artifacts_dir / "app.png") as shot:  # no alpha channel, optimised
             shot.convert("RGB").save(ROOT / "assets" / "screenshot.png", optimize=True)
     page.close()
+
+
+def test_a_link_reproduces_methods_class_and_steps(app_url, browser):
+    """A teacher's link opened in a fresh browser: the same sample, class, methods and steps, on the same page."""
+    view = "sample=cat_and_espresso&target=967&methods=saliency,grad_cam&steps=16&rule=gauss_legendre"
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.goto(f"{app_url}/?{view}", wait_until="domcontentloaded")
+    page.get_by_text("sample: cat_and_espresso.jpg").wait_for(timeout=RUN_SECONDS * 1000)
+    wait_until_idle(page, RUN_SECONDS)
+    captions = page.locator(".st-key-tiles [data-testid='stImageCaption']").all_inner_texts()
+    assert captions[1:] == ["Saliency (gradient)", "Grad-CAM"], captions
+    target = page.locator("[data-testid='stSidebar'] .st-key-target")
+    shown = target.inner_text() + " ".join(box.input_value() for box in target.locator("input").all())
+    assert "espresso" in shown, shown
+    assert "speaks for espresso" in page.get_by_text("What in this photo").inner_text()
+    assert all(part in page.url.replace("%2C", ",") for part in view.split("&")), page.url
+    assert page.locator("[data-testid='stException']").count() == 0
+
+    page.goto(f"{app_url}/trust?{view}", wait_until="domcontentloaded")
+    page.get_by_text("Can these maps be trusted?").wait_for(timeout=RUN_SECONDS * 1000)
+    assert page.url.startswith(f"{app_url}/trust?") and "target=967" in page.url, page.url
+    page.context.close()
+
+
+def test_a_running_job_survives_a_widget_change_and_cancel_stops_it(app_url, browser):
+    import re
+
+    progress = re.compile(r"Integrated Gradients: step (\d+) / 512")
+
+    def step_shown(page) -> int:
+        return int(progress.search(page.get_by_text(progress).first.inner_text()).group(1))
+
+    page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+    page.goto(f"{app_url}/?sample=rocket&methods=integrated_gradients&steps=512", wait_until="domcontentloaded")
+    page.get_by_text(progress).first.wait_for(timeout=RUN_SECONDS * 1000)
+    page.wait_for_timeout(500)
+    before = step_shown(page)
+    opacity = page.locator(".st-key-display_alpha input[type='range']")
+    opacity.focus()
+    page.keyboard.press("ArrowLeft")  # a display-only widget: the rerun must watch the same job, not restart it
+    page.wait_for_timeout(1500)
+    after = step_shown(page)
+    assert after >= before, (before, after)
+
+    page.locator("[class*='st-key-cancel_'] button").click()
+    page.get_by_text("Cancelled.").wait_for(timeout=30_000)
+    assert page.locator("[class*='st-key-start_'] button").count() == 1  # it can be started again by hand
+    assert page.get_by_text(progress).count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.context.close()

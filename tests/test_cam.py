@@ -13,7 +13,10 @@ from explainers.cam import activations_and_gradients
 from conftest import randn, rel_err
 
 ESPRESSO, EGYPTIAN_CAT = 967, 285
-PGC_METHODS = {"grad_cam": "GradCAM", "grad_cam_pp": "GradCAMPlusPlus", "hires_cam": "HiResCAM", "layer_cam": "LayerCAM"}
+PGC_METHODS = {"grad_cam": "GradCAM", "grad_cam_pp": "GradCAMPlusPlus", "hires_cam": "HiResCAM", "layer_cam": "LayerCAM",
+               "xgrad_cam": "XGradCAM", "eigen_cam": "EigenCAM"}
+# One forward per channel: checked on smaller layers (test_ablation_cam_matches_pytorch_grad_cam).
+PGC_SLOW_METHODS = {"ablation_cam": "AblationCAM"}
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,13 @@ def cases(lite0, resnet18, vgg11, two_objects_image):
     }
 
 
-def _pytorch_grad_cam(name, bundle, x, target):
+def _pytorch_grad_cam(name, bundle, x, target, layer=None):
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    cls = getattr(pytorch_grad_cam, PGC_METHODS[name])
+    cls = getattr(pytorch_grad_cam, {**PGC_METHODS, **PGC_SLOW_METHODS}[name])
     try:
-        with cls(model=bundle.model, target_layers=[bundle.target_layer]) as reference:
+        with cls(model=bundle.model, target_layers=[layer or bundle.target_layer]) as reference:
             return reference(input_tensor=x.clone(), targets=[ClassifierOutputTarget(target)])[0]
     finally:
         for p in bundle.model.parameters():  # its loss.backward() fills parameter .grad
@@ -205,3 +208,77 @@ def test_cam_family_rejects_bad_layers():
         warnings.simplefilter("ignore")
         with pytest.raises(NotApplicable, match=r"\(N, C, h, w\)"):
             explain(bundle, x, 1, "grad_cam", layer=net[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["lite0", "resnet18"])
+def test_ablation_cam_matches_pytorch_grad_cam(lite0, resnet18, two_objects_image, arch):
+    """One forward per channel, so on a small input at a stride-16 layer with few channels (after a ReLU/ReLU6,
+    where pytorch-grad-cam ablates to 0): lite0's 240-channel block (96 px), ResNet's 256-channel layer3 (64 px)."""
+    if arch == "lite0":
+        bundle, target = lite0, ESPRESSO
+        x = F.interpolate(lite0.preprocess(two_objects_image), size=(96, 96), mode="bilinear", antialias=True)
+        layer = lite0.model.blocks[3][0].bn2
+    else:
+        bundle, target, layer = resnet18, 7, resnet18.model.layer3
+        x = randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    ours = explain(bundle, x, target, "ablation_cam", layer=layer)
+    ref = _pytorch_grad_cam("ablation_cam", bundle, x, target, layer=layer)
+    assert ours.attribution.shape == (x.shape[-2] // 16, x.shape[-1] // 16) and ref.max() > 0.5
+    assert rel_err(normalize_map(ours.heatmap), ref) < 1e-4
+    assert ours.extras["forwards"] <= 1 + activations_and_gradients(bundle, x, target, layer)[0].shape[1]
+
+
+def test_ablation_cam_is_the_relative_logit_drop_and_skips_channels_that_are_off():
+    from models import wrap
+
+    torch.manual_seed(5)
+    net = TinyCNN()
+    bundle = wrap(net, target_layer=net.features, classifier=net.fc, categories=[str(i) for i in range(10)],
+                  input_size=(32, 32))
+    x, target = randn(1, 3, 32, 32), 3
+    with torch.no_grad():
+        A = net.features(x)[0]
+        logit = net(x)[0, target]
+        # GAP → Linear after the layer: switching channel c off changes the logit by W_c · mean(A_c).
+        drop = net.fc.weight[target] * A.mean(dim=(1, 2))
+        expected = torch.relu(((drop / logit)[:, None, None] * A).sum(0))
+    off = int((A.flatten(1).amax(dim=1) == 0).sum())
+    assert off > 0, "the test needs channels that are already off"
+    reports = []
+    ours = explain(bundle, x, target, "ablation_cam", batch_size=7, progress=lambda f, s: reports.append(f))
+    assert rel_err(ours.attribution, expected) < 1e-4
+    assert ours.extras["forwards"] == 1 + A.shape[0] - off
+    assert reports[-1] == pytest.approx(1.0) and len(reports) >= 2
+
+
+def test_eigen_cam_is_class_agnostic_and_xgrad_cam_is_its_formula(cases):
+    bundle, x, target = cases["resnet18"]
+    assert np.array_equal(explain(bundle, x, 1, "eigen_cam").attribution, explain(bundle, x, 2, "eigen_cam").attribution)
+    A, g, _ = (t[0].double() for t in activations_and_gradients(bundle, x, target))
+    weights = (g * A).sum(dim=(1, 2)) / (A.sum(dim=(1, 2)) + 1e-7)
+    expected = torch.relu((weights[:, None, None] * A).sum(0))
+    assert rel_err(explain(bundle, x, target, "xgrad_cam").attribution, expected) < 1e-4
+
+
+def test_score_cam_top_k_keeps_the_channels_of_highest_mean_activation():
+    from models import wrap
+
+    torch.manual_seed(3)
+    net = TinyCNN()
+    bundle = wrap(net, target_layer=net.features, classifier=net.fc, categories=[str(i) for i in range(10)],
+                  input_size=(32, 32))
+    x, target = randn(1, 3, 32, 32), 4
+    full = explain(bundle, x, target, "score_cam")
+    for every in (24, 100):  # above the channel count: all of them
+        assert np.array_equal(explain(bundle, x, target, "score_cam", top_k=every).attribution, full.attribution)
+    part = explain(bundle, x, target, "score_cam", top_k=5)
+    with torch.no_grad():
+        means = net.features(x)[0].mean(dim=(1, 2))
+    kept = set(torch.topk(means, 5).indices.tolist())
+    weights, full_weights = part.extras["channel_weights"], full.extras["channel_weights"]
+    assert {c for c in range(24) if weights[c] != 0} == kept and part.extras["forwards"] == 6
+    assert np.allclose(weights[sorted(kept)], full_weights[sorted(kept)], rtol=1e-5)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            explain(bundle, x, target, "score_cam", top_k=bad)

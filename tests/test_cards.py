@@ -8,7 +8,8 @@ from teaching.cards import CARD_KEYS, card, card_ids, card_markdown
 
 CONTRACT_IDS = ["cam", "grad_cam", "grad_cam_pp", "hires_cam", "layer_cam", "score_cam", "saliency",
                 "input_x_gradient", "guided_backprop", "deconvnet", "guided_grad_cam", "integrated_gradients",
-                "expected_gradients", "deeplift"]
+                "expected_gradients", "deeplift", "xgrad_cam", "eigen_cam", "ablation_cam", "guided_ig", "blur_ig", "xrai",
+                "occlusion", "rise", "kernel_shap", "lrp_epsilon_plus_flat", "lrp_epsilon_gamma_box"]
 
 
 @pytest.mark.parametrize("method", CONTRACT_IDS)
@@ -35,6 +36,17 @@ def test_registered_methods_all_have_cards_with_their_titles():
     ("integrated_gradients", ["baseline", "completeness"]),
     ("deeplift", ["implementation invariance"]),
     ("expected_gradients", ["seed"]),
+    ("eigen_cam", ["not class-discriminative", "sign"]),
+    ("ablation_cam", ["one forward per channel"]),
+    ("score_cam", ["64"]),
+    ("guided_ig", ["sequential", "baseline"]),
+    ("blur_ig", ["no baseline"]),
+    ("xrai", ["base attribution", "segment"]),
+    ("lrp_epsilon_plus_flat", ["first layer", "convolutions", "fully connected", "BatchNorm", "biases"]),
+    ("lrp_epsilon_gamma_box", ["first convolution", "γ", "ε"]),
+    ("occlusion", ["window"]),
+    ("rise", ["seed"]),
+    ("kernel_shap", ["segmentation", "efficiency"]),
 ])
 def test_cards_name_the_known_weaknesses(method, words):
     text = " ".join(card(method).values()).lower()

@@ -17,6 +17,7 @@ from PIL import Image
 from explainers import explain
 from models import ImageError, read_image, wrap
 from models.image_io import MAX_PIXELS, MAX_UPLOAD_BYTES
+from conftest import shows_source
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "bad_inputs"
@@ -37,7 +38,7 @@ def assert_user_message(text: str) -> None:
 
 
 def test_corpus_is_complete_small_and_described():
-    files = {p.name for p in CORPUS.iterdir() if p.is_file()} - {"MANIFEST.json", "make_corpus.py"}
+    files = {p.name for p in CORPUS.iterdir() if p.is_file() and p.suffix != ".py"} - {"MANIFEST.json"}
     assert files == set(MANIFEST), "the manifest and the files on disk disagree: rerun make_corpus.py"
     assert len(files) >= 30
     assert sum((CORPUS / n).stat().st_size for n in files) <= 2 * 2**20
@@ -145,12 +146,12 @@ def test_corpus_through_the_app_uploader(tiny_bundle, monkeypatch):
             assert any("Showing the sample" in c.value for c in at.sidebar.caption), name
         else:
             assert errors == [], (name, errors)
-            assert any(f"upload: {name}" in m.value for m in at.markdown), name
+            assert shows_source(at, f"upload: {name}"), name
         assert "Grad-CAM" in tile_captions(at), name  # the page keeps explaining something
     # Still fully working: a good photo after all the bad ones.
     upload(at, "coffee.jpg", (ROOT / "assets" / "samples" / "coffee.jpg").read_bytes())
     assert not at.exception and not at.error and "Grad-CAM" in tile_captions(at)
-    assert any("upload: coffee.jpg" in m.value for m in at.markdown)
+    assert shows_source(at, "upload: coffee.jpg")
 
 
 # ---------------------------------------------------------------- limits

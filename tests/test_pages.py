@@ -75,7 +75,8 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     assert len(curves) == 2 * (len(methods) + 1)  # deletion and insertion per method, plus the random order
     assert all(array(trace["x"])[0] == 0 and array(trace["x"])[-1] == 1 for trace in curves)
     ranking = at.dataframe[0].value
-    assert sorted(ranking["method"]) == sorted(methods) and list(ranking["mean rank"]) == sorted(ranking["mean rank"])
+    assert sorted(ranking["method"]) == sorted(methods + ["random order"])  # chance is ranked with the methods
+    assert list(ranking["mean rank"]) == sorted(ranking["mean rank"])
     assert ranking["randomisation similarity ↓"].isna().all()  # the check has not been run yet
     assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("trust_cascade_chart")]
 
@@ -83,6 +84,8 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     ok(at.run())
     lines = chart(at, "trust_cascade_chart")["data"]
     assert [line["name"] for line in lines] == methods
+    low = chart(at, "trust_cascade_chart")["layout"]["yaxis"]["range"][0]
+    assert low <= min(min(array(line["y"])) for line in lines)  # no point outside the plot
     assert all(array(line["y"])[0] == pytest.approx(1.0) and line["x"][0] == "original" for line in lines)
     assert any("lose their resemblance" in c.value or "stay similar" in c.value for c in at.caption)
     assert at.dataframe[0].value["randomisation similarity ↓"].notna().all()
@@ -90,13 +93,16 @@ def test_trust_page_ranks_methods_and_runs_the_sanity_check(tiny_model):
     at.selectbox(key="trust_fill").set_value("black")
     at.multiselect(key="trust_methods").set_value(["grad_cam"])
     ok(at.run())
-    assert len(chart(at, "trust_curves_chart")["data"]) == 4 and len(at.dataframe[0].value) == 1
+    assert len(chart(at, "trust_curves_chart")["data"]) == 4 and len(at.dataframe[0].value) == 2
 
 
 def test_methods_page_shows_every_card_and_filters():
     at = ok(page("page_methods.py").run())
     titles = [s.value for s in at.subheader]
-    assert len(titles) == 15 and "Integrated Gradients" in titles and "SmoothGrad (option)" in titles
+    from teaching.cards import card, card_ids
+
+    assert sorted(titles) == sorted(card(m)["title"] for m in card_ids())  # every card, once
+    assert {"Integrated Gradients", "SmoothGrad (option)", "XRAI", "Eigen-CAM"} <= set(titles)
     at.text_input(key="methods_filter").input("class-discriminative")
     ok(at.run())
     assert {"Grad-CAM", "Guided Backpropagation"} <= {s.value for s in at.subheader} < set(titles)
@@ -112,3 +118,15 @@ def test_pages_run_inside_the_app(tiny_model):
         at.switch_page(f"ui/{name}")
         ok(at.run())
         assert [t.value for t in at.title][-1] == title and at.sidebar.children  # the shared sidebar is drawn too
+
+
+def test_trust_page_ranks_the_cams_and_path_variants_of_methods_iii(tiny_model):
+    from explainers import method_info
+
+    added = ["xgrad_cam", "eigen_cam", "ablation_cam", "score_cam", "guided_ig", "blur_ig", "xrai"]
+    at = ok(page("page_trust.py").run())
+    at.multiselect(key="trust_methods").set_value(added)
+    ok(at.run())
+    ranking = at.dataframe[0].value
+    assert sorted(ranking["method"]) == sorted(method_info(m).title for m in added)
+    assert ranking["mean rank"].notna().all()

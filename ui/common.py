@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,7 @@ import explainers  # explainers.explain looked up per call: tests count and repl
 from explainers import NotApplicable, method_info
 from models import DEFAULT_MODEL, ImageError, ModelBundle, ModelUnavailable, load_model, read_image
 from models.host_memory import release_freed_memory
+from ui import estimates, jobs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,15 @@ class CurrentInput:
         return [(int(i), self.bundle.category(int(i)), float(self.probabilities[i])) for i in order]
 
 
+def literal(text: str, limit: int = 120) -> str:
+    """`text` (a file name, a search a user typed) as a Markdown code span: shown as typed, never a link, an image,
+    HTML, a directive or formatting. Control characters (a blank line would end the span) become spaces."""
+    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in str(text))
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
 def image_id_of(data: bytes) -> str:
     return hashlib.sha1(data).hexdigest()[:16]
 
@@ -73,7 +85,8 @@ def get_bundle(name: str) -> ModelBundle:
     except ModelUnavailable as err:
         if name == DEFAULT_MODEL:
             raise
-        st.warning(f"{err}\n\nShowing **{DEFAULT_MODEL}** instead.", icon=":material/swap_horiz:")
+        st.warning(f"That model could not be loaded: {err}\n\nShowing the default model "
+                   "instead.", icon=":material/swap_horiz:")
         return _load_cached(DEFAULT_MODEL)
 
 
@@ -182,10 +195,12 @@ def method_title(method: str) -> str:
 
 def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int, method: str,
                 options: dict | None = None, *, label: str | None = None):
-    """`explainers.explain(...)`, cached by (image, model, method, target, options), with a progress bar.
+    """`explainers.explain(...)`, cached by (image, model, method, target, options), computed as a job.
 
-    Returns the `Explanation`, or None after showing why not: `NotApplicable` as a warning, bad options
-    (`ValueError`) or an unexpected failure as an error — never a traceback.
+    Returns the `Explanation`, or None after showing why not: work waiting for a click (its estimate on the
+    button), a cancelled job, `NotApplicable` as a warning, bad options or an unexpected failure as an error —
+    never a traceback. A rerun while the job runs (any widget, a page switch, another session asking for the same
+    result) watches the same job; it never starts again from zero.
     """
     options = dict(options or {})
     key = (image_id, bundle.name, str(bundle.device), method, int(target), options_key(options))
@@ -193,64 +208,105 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
     cached = store.get(key)
     if cached is not None:
         return cached
-    # A class opening the same sample at once: the first session computes, the others wait for its result
-    # instead of running the same IG eight times over on the same cores.
-    lock = _computation_lock(key)
-    acquired = computed = False
-    try:
-        # Acquired inside the try: a rerun that interrupts this script anywhere (StopException, RerunException)
-        # must not leave the lock held, or every later request for this result would wait forever.
-        acquired = lock.acquire(blocking=False)
-        if not acquired:
-            with st.spinner(f"{label or method_title(method)}: another session is computing this; waiting for it…"):
-                acquired = lock.acquire()
-        cached = store.get(key)
-        if cached is not None:
-            return cached
-        computed = True
-        return _compute(store, key, bundle, x, target, method, options, label)
-    finally:
-        if acquired:
-            lock.release()
-            with _computation_locks_guard:
-                _computation_locks.pop(key, None)  # safe: the result is stored before anyone can take a new lock
-        if computed:  # after the lock: sessions waiting for this result need not wait for the trim too
-            release_freed_memory()
-
-
-_computation_locks: dict[tuple, threading.Lock] = {}
-_computation_locks_guard = threading.Lock()
-
-
-def _computation_lock(key: tuple) -> threading.Lock:
-    with _computation_locks_guard:
-        return _computation_locks.setdefault(key, threading.Lock())
-
-
-def _compute(store: _LRU, key: tuple, bundle, x, target, method, options, label):
     title = label or method_title(method)
-    bar = st.progress(0.0, text=f"{title}: starting…")
+    widget = hashlib.sha1(repr(key).encode()).hexdigest()[:12]  # widget keys of this result
+    job = jobs.running(key)
+    if job is None:
+        if not _may_start(bundle, x, method, options, title, widget):
+            return None
+        n_passes = _passes(bundle, method, options)
 
-    def progress(fraction: float, stage: str) -> None:
-        bar.progress(float(min(max(fraction, 0.0), 1.0)), text=f"{title}: {stage}")
+        def work(progress):
+            return explainers.explain(bundle, x, target=int(target), method=method, progress=progress, **options)
 
+        def finished(done: jobs.Job) -> None:
+            if done.error is None:
+                store.put(key, done.result)
+                estimates.record(bundle, n_passes, done.seconds or 0.0)
+                release_freed_memory()
+
+        job = jobs.start_or_join(key, work, on_done=finished)
+    return watch_job(job, title, widget)
+
+
+def _passes(bundle, method: str, options: dict) -> float:
     try:
-        result = explainers.explain(bundle, x, target=int(target), method=method, progress=progress, **options)
-    except NotApplicable as err:
+        return estimates.passes(method_info(method), options, bundle)
+    except (KeyError, AttributeError):
+        return 0.0
+
+
+def _may_start(bundle, x, method: str, options: dict, title: str, widget: str) -> bool:
+    """Whether the job may start now: quick work at once; slow or cancelled work on a click."""
+    if st.session_state.pop(f"go_{widget}", False):  # Compute was clicked in the run before
+        return True
+    cancelled = st.session_state.get(f"cancelled_{widget}", False)
+    try:
+        seconds = estimates.estimate_seconds(bundle, x, method_info(method), options)
+    except (KeyError, AttributeError, RuntimeError, ValueError):  # unknown method or odd input: let explain() say
+        seconds = 0.0
+    if seconds <= estimates.CLICK_ABOVE_S and not cancelled:
+        return True
+    st.caption("Cancelled." if cancelled else f"{title} takes {estimates.plain_duration(seconds)} on this machine.")
+    _start_button(f"Compute ({estimates.plain_duration(seconds)})" if seconds else "Compute again", widget)
+    return False
+
+
+def _go(widget: str) -> None:
+    st.session_state[f"go_{widget}"] = True
+    st.session_state.pop(f"cancelled_{widget}", None)
+
+
+def _start_button(label: str, widget: str) -> None:
+    st.button(label, key=f"start_{widget}", icon=":material/play_arrow:", on_click=_go, args=(widget,))
+
+
+def watch_job(job: jobs.Job, title: str, widget: str):
+    """Show the job's progress and a Cancel button until it ends; then its result, or why there is none."""
+    if not job.done.is_set():
+        slot = st.empty()
+        with slot.container():
+            bar = st.progress(job.fraction, text=f"{title}: {job.stage}")
+            # on_click: the callback runs first thing in the next run, before any other tile is waited for.
+            st.button("Cancel", key=f"cancel_{widget}", on_click=job.cancel, icon=":material/stop:",
+                      type="tertiary")
+        while not job.done.wait(0.2):
+            bar.progress(job.fraction, text=f"{title}: {job.stage}")  # also where a rerun interrupts the wait
+        slot.empty()
+    err = job.error
+    if err is None:
+        return job.result
+    if isinstance(err, jobs.JobCancelled):
+        st.session_state[f"cancelled_{widget}"] = True  # later runs offer it on a click instead of restarting it
+        st.caption("Cancelled.")
+        _start_button("Compute again", widget)
+    elif isinstance(err, NotApplicable):
         st.warning(f"**{title}** does not apply here: {err}", icon=":material/block:")
-        return None
-    except (ValueError, TypeError) as err:
+    elif isinstance(err, (ValueError, TypeError)):
         st.error(f"**{title}** could not run with these settings: {err}", icon=":material/error:")
-        return None
-    except Exception as err:  # a bug in a method must not take the page down or show a traceback
-        log.exception("explain(%s) failed", method)
+    else:  # a bug in a method must not take the page down or show a traceback
+        log.error("explain(%s) failed", title, exc_info=err)
         st.error(f"**{title}** failed unexpectedly ({type(err).__name__}). The other results are unaffected.",
                  icon=":material/error:")
-        return None
-    finally:
-        bar.empty()
-    store.put(key, result)
-    return result
+    return None
+
+
+UNSURE_BELOW = 0.2  # a top-1 probability under this: the object may not be one of the model's classes
+
+
+def class_question(chosen: CurrentInput) -> str:
+    """The page's question in Markdown, worded for the model's own answer or for a class the user picked."""
+    top = chosen.top(1)[0]
+    p = float(chosen.probabilities[chosen.target])
+    if chosen.target == top[0]:
+        text = f"Why does **{chosen.bundle.title}** see **{chosen.target_name}** ({p:.1%}) in this photo?"
+    else:
+        text = (f"What in this photo speaks for **{chosen.target_name}** according to **{chosen.bundle.title}**? "
+                f"It gives that class {p:.1%}; its own answer is **{top[1]}** ({top[2]:.1%}).")
+    if top[2] < UNSURE_BELOW:
+        text += (f" The model is unsure (its top class has {top[2]:.0%}): the object may not be one of the "
+                 f"{chosen.bundle.num_classes} classes it knows.")
+    return text
 
 
 def friendly_image_error(err: ImageError) -> None:

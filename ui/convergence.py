@@ -73,7 +73,7 @@ def _alpha_scrubber(exp, trace, bundle, x: torch.Tensor) -> None:
     alpha = st.select_slider("α", choices, value=choices[len(choices) // 2], key="ig_alpha",
                              format_func=lambda a: f"{a:.3f}")
     node = nearest_node(trace.alphas, alpha)
-    image_col, grad_col, numbers_col = st.columns([2, 2, 1], gap="medium")
+    image_col, grad_col, numbers_col = st.columns([2, 2, 1.5], gap="medium")  # room for "35.12" at 150 % zoom
     if baseline is not None:
         x_np = x.detach().cpu().numpy()[0]
         path_point = torch.from_numpy(interpolate(np.asarray(baseline, dtype=np.float32), x_np, alpha))

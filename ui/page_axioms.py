@@ -8,7 +8,7 @@ import torch
 from explainers import list_methods
 from teaching.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, SaturatingUnit, along_line, toy_bundle,
                             toy_input, values_and_gradients)
-from ui.common import run_explain
+from ui.common import literal, run_explain
 from ui.controls import method_controls
 from ui.sidebar import current_input
 from presentation.lessons import attribution_bars_figure, function_path_figure, gradient_along_path_figure
@@ -141,7 +141,7 @@ if {"IG on f", "IG on g"} <= rows.keys():
 # ---------------------------------------------------------------- 4. Completeness on the real model
 st.header("4 · Completeness on the real model")
 chosen = current_input()
-st.markdown(f"**{chosen.bundle.title}**, class **{chosen.target_name}**, image *{chosen.source or chosen.image_id}*. "
+st.markdown(f"**{chosen.bundle.title}**, class **{chosen.target_name}**, image {literal(chosen.source or chosen.image_id)}. "
             "Path methods promise that the attributions add up to the change of the class logit between the "
             "baseline and the image: `Σ attribution = F(x) − F(x′)`.")
 settings = method_controls(chosen.bundle, choose_methods=False)  # baseline, steps, rule: shared with Explore

@@ -27,22 +27,35 @@ if not infos:
     st.warning("No attribution method applies to this model.")
     st.stop()
 ids = list(infos)
-top = chosen.top(2)
-order = [index for index, _, _ in top]
+TABBY, ESPRESSO = 281, 967  # ImageNet classes of the cat-and-espresso sample
 
 
 def class_label(index: int) -> str:
     return f"{bundle.category(index)} ({chosen.probabilities[index]:.1%})"
 
 
-# Reset the two classes to top-1/top-2 whenever the image or model changes.
-if st.session_state.get("compare_for") != (chosen.image_id, bundle.name):
-    st.session_state["compare_for"] = (chosen.image_id, bundle.name)
-    st.session_state["compare_a"], st.session_state["compare_b"] = order[0], order[-1]
+def tabby_vs_espresso() -> None:
+    """The preset: the sample with both objects, its two classes, Grad-CAM (class-discriminative)."""
+    st.session_state.update({"sample": "cat_and_espresso.jpg", "image_source": "sample", "compare_preset": True,
+                             "compare_method": "grad_cam"})
+
+
+# Class A follows the sidebar's class; B starts at the model's most probable other class. Both reset when the
+# image, model or sidebar class change (to the preset's pair right after the preset was chosen).
+if st.session_state.get("compare_for") != (chosen.image_id, bundle.name, chosen.target):
+    st.session_state["compare_for"] = (chosen.image_id, bundle.name, chosen.target)
+    other = next(index for index, _, _ in chosen.top(2) if index != chosen.target)
+    st.session_state["compare_a"], st.session_state["compare_b"] = chosen.target, other
+    if st.session_state.pop("compare_preset", False) and bundle.num_classes > ESPRESSO:
+        st.session_state["compare_a"], st.session_state["compare_b"] = TABBY, ESPRESSO
+st.button("Preset: tabby vs espresso", key="compare_preset_button", on_click=tabby_vs_espresso,
+          icon=":material/coffee:", help="The cat-and-espresso sample with Grad-CAM for each of its two objects.")
 
 method_col, a_col, b_col = st.columns([1, 1, 1])
+if st.session_state.get("compare_method") not in ids:
+    st.session_state["compare_method"] = "grad_cam" if "grad_cam" in ids else ids[0]
 method = method_col.selectbox("Method", ids, format_func=lambda m: infos[m].title, key="compare_method",
-                              index=ids.index("grad_cam") if "grad_cam" in ids else 0, persist_state="session")
+                              persist_state="session")
 class_a = a_col.selectbox("Class A", range(bundle.num_classes), format_func=class_label, key="compare_a")
 class_b = b_col.selectbox("Class B", range(bundle.num_classes), format_func=class_label, key="compare_b")
 

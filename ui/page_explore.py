@@ -5,10 +5,11 @@ Run by app.py through st.navigation; the image, model and class come from the sh
 import streamlit as st
 
 from explainers import method_info
-from ui.common import run_explain
-from ui.controls import method_controls
+from ui.common import class_question, literal, run_explain
+from ui.controls import SMOOTH_KINDS, method_controls
 from ui.convergence import convergence_section
 from ui.display import display_controls, explanation_tile
+from ui.layout import presenting, tile_width
 from ui.sidebar import current_input
 
 chosen = current_input()
@@ -16,17 +17,17 @@ bundle = chosen.bundle
 settings = method_controls(bundle)
 display = display_controls()
 
-st.header("Explore")
-probability = float(chosen.probabilities[chosen.target]) if len(chosen.probabilities) else float("nan")
-st.markdown(f"Why does **{bundle.title}** see **{chosen.target_name}** ({probability:.1%}) in this photo? "
-            f"<span style='color:grey'>({chosen.source})</span>", unsafe_allow_html=True)
+if not presenting():  # on a projector the first screen is for the pictures
+    st.header("Explore")
+st.markdown(class_question(chosen))
+st.caption(literal(chosen.source))
 
 model_view = bundle.to_image(chosen.x)  # what the model sees: resized and centre-cropped
 if not settings.methods:
     st.info("Pick one or more attribution methods in the sidebar.")
 
 results = {}
-grid = st.grid("auto", min_column_width=250, border=True, key="tiles")
+grid = st.grid("auto", min_column_width=tile_width(), border=True, key="tiles")
 with grid.cell():
     st.image(model_view, caption="Input as the model sees it", width="stretch")
     st.caption(f"{bundle.input_size[0]}×{bundle.input_size[1]} px, centre crop")
@@ -39,7 +40,7 @@ for method in settings.methods:
             st.caption(info.title)
             continue
         results[method] = (exp, options)
-        title = info.title + (f" ({settings.smooth['kind']})" if "smooth" in options else "")
+        title = info.title + (f" + {SMOOTH_KINDS[settings.smooth['kind']]}" if "smooth" in options else "")
         explanation_tile(exp, model_view, display, title=title, key=f"tile_{method}",
                          file_stem=f"{method}_{bundle.name}_class{chosen.target}_{chosen.image_id[:8]}")
 

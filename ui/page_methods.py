@@ -5,6 +5,7 @@ import streamlit as st
 
 from explainers import list_methods
 from teaching.cards import card, card_ids
+from ui.common import literal
 
 FAMILIES = {
     "cam": ("Class activation maps", "Weigh the feature maps of one convolutional layer: coarse, class-discriminative."),
@@ -45,4 +46,4 @@ for family, (heading, blurb) in FAMILIES.items():
                 st.caption(c["reference"] + (f" · method id `{method}`" if method in family_of else ""))
         shown += 1
 if not shown:
-    st.info(f"No card mentions “{query}”.")
+    st.info(f"No card mentions {literal(query)}.")

@@ -6,7 +6,8 @@ import streamlit as st
 
 from explainers import list_methods
 from explainers.metrics import FILLS, Curve, deletion_curve, insertion_curve, randomization_cascade
-from ui.common import explanation_store, options_key, run_explain
+from ui import estimates, jobs
+from ui.common import explanation_store, literal, options_key, run_explain, watch_job
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
 from ui.sidebar import current_input
@@ -29,7 +30,7 @@ infos = {info.id: info for info in list_methods()}
 offered = [m for m, info in infos.items() if not info.applicable(bundle)]
 
 st.title("Can these maps be trusted?")
-st.markdown(f"**{bundle.title}**, class **{chosen.target_name}**, image *{chosen.source or chosen.image_id}*. "
+st.markdown(f"**{bundle.title}**, class **{chosen.target_name}**, image {literal(chosen.source or chosen.image_id)}. "
             "Two checks that need no ground truth: does the map depend on what the model learned, and does "
             "removing what it points at actually change the model's mind?")
 methods = st.multiselect("Methods to test", offered, default=[m for m in DEFAULT_METHODS if m in offered],
@@ -60,23 +61,28 @@ absolute = c2.toggle("Compare absolute values", True, key="trust_absolute",
 key = ("trust-cascade", chosen.image_id, bundle.name, str(bundle.device), chosen.target, groups, absolute,
        options_key({m: cascade_options(options[m]) for m in methods}))
 cascade = store.get(key)
-if cascade is None:
+job = jobs.running(key)
+if cascade is None and job is None:
+    requests = [(m, cascade_options(options[m])) for m in methods]
     runs = len(methods) * (groups + 1)
+    passes = sum(estimates.passes(infos[m], o, bundle) for m, o in requests) * (groups + 1)
+    seconds = passes * estimates.seconds_per_pass(bundle, chosen.x)
     st.caption(f"The check explains the image up to {runs} times ({len(methods)} method(s) × the trained model and "
                f"up to {groups} re-initialised stages) on a private copy of the model; path methods use at most "
-               f"{CASCADE_PATH_NODES} steps here.")
-    if st.button("Run the randomisation check", key="trust_run_cascade", icon=":material/shuffle:"):
-        bar, progress = progress_bar("Randomisation check")
-        try:
-            requests = [(m, cascade_options(options[m])) for m in methods]
-            cascade = randomization_cascade(bundle, chosen.x, chosen.target, requests, max_groups=groups,
-                                            absolute=absolute, progress=progress)
-        except Exception as err:  # a failure here must leave the rest of the page usable
-            st.error(f"The randomisation check failed ({type(err).__name__}: {err}).")
-        finally:
-            bar.empty()
-        if cascade is not None:
-            store.put(key, cascade)
+               f"{CASCADE_PATH_NODES} steps here. It takes {estimates.plain_duration(seconds)} on this machine.")
+    again = st.session_state.pop("go_trust_cascade", False)  # "Compute again" after a Cancel
+    if st.button("Run the randomisation check", key="trust_run_cascade", icon=":material/shuffle:") or again:
+        def work(progress):
+            return randomization_cascade(bundle, chosen.x, chosen.target, requests, max_groups=groups,
+                                         absolute=absolute, progress=progress)
+
+        def keep(done: jobs.Job) -> None:
+            if done.error is None:
+                store.put(key, done.result)
+
+        job = jobs.start_or_join(key, work, on_done=keep)
+if cascade is None and job is not None:  # started now, or by an earlier run or another session: watch it
+    cascade = watch_job(job, "Randomisation check", "trust_cascade")
 if cascade is not None:
     for method, why in cascade.errors.items():
         st.warning(f"**{infos[method].title}** could not run here: {why}")
@@ -149,11 +155,14 @@ st.caption(f"The class probability of **{chosen.target_name}** as the top-ranked
 # ---------------------------------------------------------------- ranking
 st.header("Ranking on this image")
 rows = []
-for method in [m for m in methods if m in curves]:
+for method in [m for m in methods + ["random"] if m in curves]:
     deletion, insertion = curves[method]
     rho = cascade.similarity.get(method) if cascade is not None else None
+    similar = float(np.mean(rho[1:])) if rho is not None and len(rho) > 1 else None
+    if method == "random" and cascade is not None:
+        similar = 1.0  # the same seeded map whatever the weights: it depends on nothing the model learned
     rows.append({"method": titles[method], "deletion AUC ↓": deletion.auc, "insertion AUC ↑": insertion.auc,
-                 "randomisation similarity ↓": float(np.mean(rho[1:])) if rho is not None and len(rho) > 1 else None})
+                 "randomisation similarity ↓": similar})
 if rows:
     def ranks(column: str, best_low: bool) -> list[float]:
         values = np.array([np.nan if r[column] is None else r[column] for r in rows], dtype=float)
@@ -167,8 +176,10 @@ if rows:
     st.dataframe(rows, hide_index=True, key="trust_ranking",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c, _ in columns}
                  | {"mean rank": st.column_config.NumberColumn(format="%.1f")})
-    if "random" in curves:
-        st.caption(f"Random order for reference: deletion AUC {curves['random'][0].auc:.3f}, insertion AUC "
-                   f"{curves['random'][1].auc:.3f}. Randomisation similarity is the mean Spearman ρ over the "
-                   "cascade above (lower: the map depends more on the learned weights). One image is an anecdote; "
-                   "the ranking can change from photo to photo.")
+    beaten = [r["method"] for r in rows if r["method"] != titles["random"]
+              and r["mean rank"] > next(x["mean rank"] for x in rows if x["method"] == titles["random"])]
+    st.caption("The random order is ranked with the methods: a method below it found less evidence than chance. "
+               "Randomisation similarity is the mean Spearman ρ over the cascade above (lower: the map depends more "
+               "on the learned weights; a random map depends on none, ρ = 1). One image is an anecdote; the ranking "
+               "can change from photo to photo."
+               + (f" Here random order ranks above **{', '.join(beaten)}**." if beaten else ""))

@@ -11,9 +11,10 @@ import streamlit as st
 
 from presentation.figures import top_classes_figure
 from models import DEFAULT_MODEL, ImageError, list_models
-from models.image_io import UPLOAD_TYPES
+from models.image_io import MAX_UPLOAD_BYTES, UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
-                       friendly_image_error, get_bundle, model_input)
+                       friendly_image_error, get_bundle, literal, model_input)
+from ui.layout import presentation_toggle
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -39,6 +40,9 @@ def _pretty(name: str) -> str:
 
 
 SOURCE_KEY = "image_source"  # the input the user touched last: "sample", "upload" or "camera"
+PENDING_TARGET_KEY = "address_target"  # a class asked for by a link, applied once the image and model are known
+NOTES_KEY = "address_notes"
+IMAGE_PROBLEM_KEY = "image_problem"  # set when the user's own image could not be used, for the main area  # what a link asked for and did not get (ui.address shows them)
 
 
 def _touched(source: str) -> None:
@@ -48,12 +52,16 @@ def _touched(source: str) -> None:
 def _choose_image() -> tuple[bytes, str]:
     """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample."""
     st.subheader("Image")
+    st.session_state[IMAGE_PROBLEM_KEY] = None
     samples = sample_names()
-    sample = st.pills("Sample photos", samples, default=samples[0], required=True, format_func=_pretty,
+    if st.session_state.get("sample") not in samples:
+        st.session_state["sample"] = samples[0]
+    sample = st.pills("Sample photos", samples, required=True, format_func=_pretty,
                       key="sample", on_change=_touched, args=("sample",),
                       help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
     upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload", on_change=_touched,
-                              args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.")
+                              args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.",
+                              max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     photo = None
     if st.toggle("Use the camera", key="use_camera"):
         photo = st.camera_input("Take a photo", key="camera", on_change=_touched, args=("camera",))
@@ -68,10 +76,13 @@ def _choose_image() -> tuple[bytes, str]:
             data = widget_value.getvalue()
             try:
                 decode_image(data)
+                st.caption("A link to this page cannot carry your photo: it opens on a sample.")
                 return data, f"{source}: {widget_value.name}"
             except ImageError as err:
                 friendly_image_error(err)
                 st.caption(f"Showing the sample *{_pretty(sample)}* meanwhile.")
+                st.session_state[IMAGE_PROBLEM_KEY] = f"Your {source} could not be used (the sidebar says why): " \
+                                                      f"showing the sample *{_pretty(sample)}* meanwhile."
     return _sample_bytes(sample), f"sample: {sample}"
 
 
@@ -83,15 +94,20 @@ def _choose_model():
         info = infos[name]
         return info.title if info.available else f"{info.title} — not available"
 
-    name = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL), format_func=label, key="model",
+    if st.session_state.get("model") not in names:
+        st.session_state["model"] = DEFAULT_MODEL
+    name = st.selectbox("Model", names, format_func=label, key="model",
                         help="EfficientNet-Lite models ship with the app and work offline; torchvision models "
                              "download their ImageNet weights on first use.")
     info = infos[name]
     if not info.available:
-        st.warning(f"{info.title} is not available: {info.why_unavailable}.", icon=":material/cloud_off:")
+        fallback = infos[DEFAULT_MODEL].title
+        st.warning(f"**{info.title}** is not installed on this server. Showing **{fallback}** instead.",
+                   icon=":material/cloud_off:")
+        with st.expander("Details for whoever runs the server"):
+            st.caption(literal(info.why_unavailable or "", limit=400))
         if info.source == "torchvision" and st.button("Try to download its weights now", key="download_model"):
             return get_bundle(name)  # falls back to the default model with a notice if the download fails
-        st.caption(f"Showing **{infos[DEFAULT_MODEL].title}** instead.")
         return get_bundle(DEFAULT_MODEL)
     return get_bundle(name)
 
@@ -102,6 +118,13 @@ def _choose_class(bundle, image_id: str, probabilities) -> int:
     if st.session_state.get("target_for") != (image_id, bundle.name):
         st.session_state["target_for"] = (image_id, bundle.name)
         st.session_state["target"] = top1
+        asked = st.session_state.pop(PENDING_TARGET_KEY, None)
+        if asked is not None and asked < bundle.num_classes:
+            st.session_state["target"] = asked
+        elif asked is not None:
+            st.session_state.setdefault(NOTES_KEY, []).append(
+                f"The link's class {asked} was ignored: {bundle.title} "
+                f"has classes 0 to {bundle.num_classes - 1}.")
     order = probabilities.argsort()[::-1][:5]
     st.subheader("Class")
     figure = cached_figure(probabilities, "top5", top_classes_figure, [bundle.category(int(i)) for i in order],
@@ -125,6 +148,7 @@ def render_shared_sidebar() -> CurrentInput:
         x = model_input(bundle, image, image_id)
         probabilities = class_probabilities(bundle, image_id, x)
         target = _choose_class(bundle, image_id, probabilities)
+        presentation_toggle()
     chosen = CurrentInput(bundle=bundle, image=image, image_id=image_id, x=x, target=target,
                           target_name=bundle.category(target), source=source, probabilities=probabilities)
     st.session_state[INPUT_KEY] = chosen
@@ -137,3 +161,10 @@ def current_input() -> CurrentInput:
     if chosen is None:
         chosen = render_shared_sidebar()
     return chosen
+
+
+def show_image_problem() -> None:
+    """In the main area too: on a phone the sidebar, where the reason is, starts folded."""
+    problem = st.session_state.get(IMAGE_PROBLEM_KEY)
+    if problem:
+        st.warning(problem, icon=":material/image_not_supported:")
