@@ -128,7 +128,7 @@ def test_bad_requests_are_refused_clearly_before_any_work(name, tiny, x, forward
     assert time.perf_counter() - start < 1.0 and forwards == []  # refused before the model ran
     assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
     text = str(info.value)
-    assert text and "\n" not in text and len(text) < 300 and "Traceback" not in text, text
+    assert text and "\n" not in text and len(text) < 600 and "Traceback" not in text, text
 
 
 def test_the_corpus_is_large_enough():
