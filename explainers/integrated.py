@@ -122,7 +122,8 @@ FIXED_DEFAULT_STEPS = 32
 
 
 @register("integrated_gradients", "Integrated Gradients", "path",
-          options=dict(steps=None, rule=DEFAULT_RULE, tolerance=0.01, baseline="black", seed=0, batch_size=None))
+          options=dict(steps=None, rule=DEFAULT_RULE, tolerance=0.01, baseline="black", seed=0, batch_size=None,
+                       trace=True))
 def integrated_gradients(bundle, x, target, progress: Progress | None = None, steps: int | None = None,
                          rule: str = DEFAULT_RULE, tolerance: float = 0.01, baseline="black", seed=0, batch_size=None,
                          trace: bool = True):

@@ -184,10 +184,10 @@ def check_base_attribution(value, request: Request):
     if isinstance(value, str):
         from .registry import list_methods
 
-        known = [info.id for info in list_methods() if info.id != request.info.id]
-        if value not in known:
-            raise BadRequest(f"base_attribution must be a method id ({', '.join(known)}) or an (H, W) array, "
-                             f"got {short_repr(value)}.")
+        known = [info.id for info in list_methods()]
+        if value not in known:  # a method id: XRAI itself says why it cannot be its own base
+            raise BadRequest(f"Unknown method {short_repr(value)} for base_attribution: a method id "
+                             f"({', '.join(known)}) or an (H, W) array.")
     elif not isinstance(value, (np.ndarray, torch.Tensor)):
         raise BadRequest(f"base_attribution must be a method id or an (H, W) array, got {type(value).__name__}.")
     return value

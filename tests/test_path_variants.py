@@ -92,7 +92,8 @@ def test_blur_ig_matches_pair(pair, cases, arch):
     ref = ref.transpose(2, 0, 1)
     assert np.abs(ref).max() > 0
     assert rel_err(ours.attribution, ref) < 1e-2
-    assert ours.extras["chunk_sizes"] == [5, 5, 2]
+    chunks = ours.extras["chunk_sizes"]  # the first row is measured alone, then chunks of at most batch_size
+    assert sum(chunks) == 12 and max(chunks) == 5
 
 
 def test_blur_is_scipys_gaussian_filter_with_zero_padding():

@@ -88,7 +88,7 @@ BAD = {
     "IG batch_size huge": ("integrated_gradients", same, 3, {"batch_size": 10**6}, "batch_size"),
     "steps fraction": ("integrated_gradients", same, 3, {"steps": 2.5}, "steps"),
     "steps string": ("integrated_gradients", same, 3, {"steps": "32"}, "steps"),
-    "steps None": ("integrated_gradients", same, 3, {"steps": None}, "steps"),
+    "steps None": ("guided_ig", same, 3, {"steps": None}, "steps"),
     "steps NaN": ("integrated_gradients", same, 3, {"steps": float("nan")}, "steps"),
     "rule list": ("integrated_gradients", same, 3, {"rule": ["gauss_legendre"]}, "rule"),
     "baseline number": ("integrated_gradients", same, 3, {"baseline": 3}, "baseline"),
