@@ -43,6 +43,24 @@ def to_numpy(t) -> "np.ndarray":
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
+@pytest.fixture
+def explain_calls(monkeypatch):
+    """Count calls of explainers.explain made by the app (its method ids, in order)."""
+    import explainers
+    import ui.common
+
+    calls = []
+    real = explainers.explain
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("method"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explainers, "explain", counting)
+    ui.common.explanation_store.clear()  # results of earlier tests would hide the first computation
+    return calls
+
+
 def shows_source(at, source: str) -> bool:
     """Whether an AppTest run shows the image's source ("upload: NAME") as the pages write it: literally."""
     from ui.common import literal

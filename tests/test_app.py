@@ -52,23 +52,6 @@ def png_of(jpeg: bytes) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def explain_calls(monkeypatch):
-    """Count calls of explainers.explain made by the app."""
-    import explainers
-
-    calls = []
-    real = explainers.explain
-
-    def counting(*args, **kwargs):
-        calls.append(kwargs.get("method"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(explainers, "explain", counting)
-    ui.common.explanation_store.clear()  # results of earlier tests would hide the first computation
-    return calls
-
-
 def test_default_view_shows_tiles_and_ig_convergence():
     at = ok(new_app().run())
     assert at.selectbox(key="model").value == "efficientnet_lite0"

@@ -85,18 +85,9 @@ def test_estimates_count_passes_and_learn_from_finished_jobs():
     assert estimates.seconds_per_pass(bundle, x) == pytest.approx(2 * probe)  # the average moved halfway
 
 
-def test_slow_work_waits_for_a_click_with_its_estimate(tiny_model, monkeypatch):
-    import explainers
-
+def test_slow_work_waits_for_a_click_with_its_estimate(tiny_model, monkeypatch, explain_calls):
     monkeypatch.setattr(estimates, "CLICK_ABOVE_S", 0.0)  # everything counts as slow
-    calls = []
-    real = explainers.explain
-
-    def counting(*args, **kwargs):
-        calls.append(kwargs.get("method"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(explainers, "explain", counting)
+    calls = explain_calls
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=240)
     at.session_state["methods"] = ["saliency"]
     at.run()

@@ -8,8 +8,6 @@ declared huge sizes, truncations at several points, and valid odd images (float 
 """
 from __future__ import annotations
 
-import functools
-import io
 import struct
 import zlib
 from typing import Callable
@@ -17,24 +15,12 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from make_corpus import encode, photo  # bad_inputs/ is on sys.path wherever this is used
+
 STALL = "malformed or built to stall decoders"
 TOO_BIG = "megapixels"
 
 
-def encode(image: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **kw)
-    return buf.getvalue()
-
-
-def photo(w: int = 96, h: int = 64, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) / max(w, h)
-    arr = np.stack([np.sin(6 * xx) * 0.5 + 0.5, np.cos(5 * yy) * 0.5 + 0.5, xx * yy], -1) * 220
-    return Image.fromarray((arr + rng.uniform(0, 35, arr.shape).astype(np.float32)).astype(np.uint8))
-
-
-@functools.lru_cache(maxsize=1)
 def photo_12mp() -> bytes:
     """A 4000x3000 JPEG (quality 92, ~4 MB): what a phone uploads."""
     return encode(photo(4000, 3000), "JPEG", quality=92)
