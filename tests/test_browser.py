@@ -150,8 +150,10 @@ def test_a_link_reproduces_methods_class_and_steps(app_url, browser):
     page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
     page.goto(f"{app_url}/?{view}", wait_until="domcontentloaded")
     page.get_by_text("sample: cat_and_espresso.jpg").wait_for(timeout=RUN_SECONDS * 1000)
+    tiles = page.locator(".st-key-tiles [data-testid='stImageCaption']")
+    tiles.filter(has_text="Grad-CAM").wait_for(timeout=RUN_SECONDS * 1000)  # the last tile of the run
     wait_until_idle(page, RUN_SECONDS)
-    captions = page.locator(".st-key-tiles [data-testid='stImageCaption']").all_inner_texts()
+    captions = tiles.all_inner_texts()
     assert captions[1:] == ["Saliency (gradient)", "Grad-CAM"], captions
     target = page.locator("[data-testid='stSidebar'] .st-key-target")
     shown = target.inner_text() + " ".join(box.input_value() for box in target.locator("input").all())

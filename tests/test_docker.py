@@ -223,7 +223,8 @@ def test_runtime_imports_are_installed_by_requirements_txt():
     direct = [re.match(r"[A-Za-z0-9_.\-]+", ln).group(0) for ln in lines if ln and not ln.startswith("-")]
     installed = _closure(direct)
     owners = metadata.packages_distributions()
-    local = {p.name.removesuffix(".py") for p in ROOT.iterdir()}
+    # Top-level names in the repository, and siblings a script imports (models/decode_worker.py runs as a script).
+    local = {p.name.removesuffix(".py") for p in ROOT.iterdir()} | {p.stem for p in runtime_python_files()}
     for name in sorted(imported_top_level(runtime_python_files())):
         if name in sys.stdlib_module_names or name in local:
             continue
