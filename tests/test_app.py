@@ -299,3 +299,16 @@ def test_compare_starts_from_the_sidebar_class_and_offers_the_preset(tiny_model)
     assert at.pills(key="sample").value == "cat_and_espresso.jpg"
     assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (281, 967)
     assert at.selectbox(key="compare_method").value == "grad_cam"
+
+
+def test_one_current_image_and_an_obvious_way_back(tiny_model):
+    at = ok(new_app(methods=["grad_cam"]).run())
+    assert at.pills(key="sample").value == "cat.jpg"
+    ok(at.file_uploader(key="upload").set_value(("mine.png", png_of(sample_bytes("coffee.jpg")), "image/png")).run())
+    assert at.pills(key="sample").value is None and shows_source(at, "upload: mine.png")  # no sample chip lit
+    ok(at.pills(key="sample").set_value("cat.jpg").run())  # the chip that was lit before the upload works
+    assert shows_source(at, "sample: cat.jpg")
+    ok(at.pills(key="sample").set_value(None).run())  # the lit chip clicked again: it stays
+    assert at.pills(key="sample").value == "cat.jpg" and shows_source(at, "sample: cat.jpg")
+    ok(at.button(key="use_upload").click().run())  # the upload is one click away
+    assert shows_source(at, "upload: mine.png") and at.pills(key="sample").value is None

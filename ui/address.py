@@ -111,8 +111,8 @@ def show_notes() -> None:
 def current_view(chosen) -> dict[str, str]:
     """The query parameters that reproduce what is on screen now."""
     state = st.session_state
-    view = {"sample": state.get("sample", "").rsplit(".", 1)[0] if chosen.source.startswith("sample")
-            else UPLOADED,
+    shown = chosen.source.split(": ", 1)[-1]  # "sample: cat.jpg": the image on screen, a fallback included
+    view = {"sample": shown.rsplit(".", 1)[0] if chosen.source.startswith("sample") else UPLOADED,
             "model": chosen.bundle.name, "target": str(chosen.target)}
     if state.get(PRESENT_KEY):
         view[PRESENT_KEY] = "1"

@@ -40,6 +40,7 @@ def _pretty(name: str) -> str:
 
 
 SOURCE_KEY = "image_source"  # the input the user touched last: "sample", "upload" or "camera"
+LAST_SAMPLE_KEY = "last_sample"  # the sample chosen last, shown when the user's own photo cannot be
 PENDING_TARGET_KEY = "address_target"  # a class asked for by a link, applied once the image and model are known
 NOTES_KEY = "address_notes"
 IMAGE_PROBLEM_KEY = "image_problem"  # set when the user's own image could not be used, for the main area  # what a link asked for and did not get (ui.address shows them)
@@ -49,28 +50,46 @@ def _touched(source: str) -> None:
     st.session_state[SOURCE_KEY] = source
 
 
+def _sample_clicked() -> None:
+    if st.session_state.get("sample") is None:  # the lit chip clicked again: it stays the image shown
+        st.session_state["sample"] = st.session_state.get(LAST_SAMPLE_KEY) or sample_names()[0]
+    _touched("sample")
+
+
+def _own_photos() -> dict:
+    """The user's own images the widgets hold now (an upload, a camera shot), by source."""
+    state = st.session_state
+    return {"upload": state.get("upload"), "camera": state.get("camera") if state.get("use_camera") else None}
+
+
 def _choose_image() -> tuple[bytes, str]:
-    """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample."""
+    """The bytes of the chosen image (always something): the input touched last, else camera, upload, sample.
+
+    One image is current and the sidebar shows which: a lit sample chip, or none lit while the user's own photo
+    is shown; a sample chip switches to it, "Show … again" switches back to the user's photo."""
     st.subheader("Image")
     st.session_state[IMAGE_PROBLEM_KEY] = None
     samples = sample_names()
-    if st.session_state.get("sample") not in samples:
-        st.session_state["sample"] = samples[0]
-    sample = st.pills("Sample photos", samples, required=True, format_func=_pretty,
-                      key="sample", on_change=_touched, args=("sample",),
-                      help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
+    own = _own_photos()
+    last = st.session_state.get(SOURCE_KEY)
+    if last is None:  # nothing touched yet this session: the user's photo if the widgets hold one
+        last = next((source for source in ("camera", "upload") if own[source] is not None), "sample")
+    if last != "sample" and own.get(last) is not None:
+        st.session_state["sample"] = None  # no chip lit: the photo shown is the user's
+    elif st.session_state.get("sample") not in samples:
+        st.session_state["sample"] = st.session_state.get(LAST_SAMPLE_KEY) or samples[0]
+    chip = st.pills("Sample photos", samples, format_func=_pretty, key="sample", on_change=_sample_clicked,
+                    help="Bundled public-domain photos (see assets/samples/SOURCES.md).")
+    sample = chip or st.session_state.get(LAST_SAMPLE_KEY) or samples[0]
+    st.session_state[LAST_SAMPLE_KEY] = sample
     upload = st.file_uploader("…or your own photo", type=UPLOAD_FILTER, key="upload", on_change=_touched,
                               args=("upload",), help="JPEG, PNG, WebP, BMP, GIF or TIFF, up to 20 MB.",
                               max_upload_size=MAX_UPLOAD_BYTES // 2**20)
     photo = None
     if st.toggle("Use the camera", key="use_camera"):
         photo = st.camera_input("Take a photo", key="camera", on_change=_touched, args=("camera",))
-    candidates = [(photo, "camera"), (upload, "upload")]
-    last = st.session_state.get(SOURCE_KEY)
-    if last == "sample":
-        candidates = []
-    else:
-        candidates.sort(key=lambda candidate: candidate[1] != last)  # the one touched last first
+    candidates = [] if last == "sample" else [(photo, "camera"), (upload, "upload")]
+    candidates.sort(key=lambda candidate: candidate[1] != last)  # the one touched last first
     for widget_value, source in candidates:
         if widget_value is not None:
             data = widget_value.getvalue()
@@ -83,6 +102,10 @@ def _choose_image() -> tuple[bytes, str]:
                 st.caption(f"Showing the sample *{_pretty(sample)}* meanwhile.")
                 st.session_state[IMAGE_PROBLEM_KEY] = f"Your {source} could not be used (the sidebar says why): " \
                                                       f"showing the sample *{_pretty(sample)}* meanwhile."
+    for source, widget_value in (("upload", upload), ("camera", photo)) if last == "sample" else ():
+        if widget_value is not None:  # the user's photo is there but a sample is shown: one click back to it
+            st.button(f"Show the {'uploaded' if source == 'upload' else 'camera'} photo again", key=f"use_{source}",
+                      on_click=_touched, args=(source,), icon=":material/photo:")
     return _sample_bytes(sample), f"sample: {sample}"
 
 
