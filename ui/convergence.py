@@ -8,6 +8,7 @@ import torch
 from presentation.figures import gradient_map_figure, ig_convergence_figure, interpolate, nearest_node, steps_error_figure
 from ui.common import cached_figure
 from ui.controls import pretty_name
+from ui.layout import CHART_CONFIG
 
 CAPTION_ALONG_ALPHA = ("Look where the two top curves meet at α = 1: the dashed running attribution should land on "
                        "the star F(x) − F(x′). A gap is the completeness error. Below, where the probability is "
@@ -38,19 +39,19 @@ def convergence_section(exp, bundle, x: torch.Tensor, *, steps: int, rule: str, 
     along, by_steps = st.columns([3, 2], gap="medium")
     with along:
         st.plotly_chart(cached_figure(exp, "along α", ig_convergence_figure, trace), key="ig_along_alpha",
-                        config={"displaylogo": False})
+                        config=CHART_CONFIG)
         st.caption(CAPTION_ALONG_ALPHA)
     with by_steps:
         if adaptive:
             st.plotly_chart(cached_figure(exp, "rounds", steps_error_figure, trace.steps_error,
                                           chosen=max(trace.steps_error), x_title="gradient evaluations",
                                           tolerance=exp.extras.get("tolerance")),
-                            key="ig_steps_error", config={"displaylogo": False})
+                            key="ig_steps_error", config=CHART_CONFIG)
             st.caption(CAPTION_ROUNDS)
         elif len(trace.steps_error) > 1:
             st.plotly_chart(cached_figure(exp, "steps", steps_error_figure, trace.steps_error, chosen=steps),
                             key="ig_steps_error",
-                            config={"displaylogo": False})
+                            config=CHART_CONFIG)
             st.caption(CAPTION_STEPS)
         else:
             error = next(iter(trace.steps_error.values()), None)
@@ -84,7 +85,7 @@ def _alpha_scrubber(exp, trace, bundle, x: torch.Tensor) -> None:
         index = nearest_node(map_alphas, alpha)
         figure = cached_figure(exp, f"gradient map {index}", gradient_map_figure, trace.grad_maps[index],
                                title=f"∇F at α = {map_alphas[index]:.3f}")
-        grad_col.plotly_chart(figure, key="ig_grad_map", config={"displayModeBar": False})
+        grad_col.plotly_chart(figure, key="ig_grad_map", config=CHART_CONFIG)
     else:
         grad_col.info("This result kept no gradient maps.")
     numbers_col.metric("target logit F(γ(α))", f"{float(trace.logits[node]):.2f}")

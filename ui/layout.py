@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 PRESENT_KEY = "present"
+# Plotly's toolbar sits over the legend on a phone; dragging still zooms and a double click resets.
+CHART_CONFIG = {"displayModeBar": False}
 TILE_WIDTH = {False: 250, True: 340}  # px: the narrowest a tile may get before the grid wraps
 # Streamlit sizes its type and spacing in rem, so the root font size scales the whole page.
 _STYLE = ("<style>html { font-size: 19px; } "

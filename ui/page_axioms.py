@@ -11,6 +11,7 @@ from teaching.toy import (InvarianceNetA, InvarianceNetB, OneMinusReLU, Saturati
 from ui.common import literal, run_explain
 from ui.controls import method_controls
 from ui.sidebar import current_input
+from ui.layout import CHART_CONFIG
 from presentation.lessons import attribution_bars_figure, function_path_figure, gradient_along_path_figure
 
 TOY_IG = {"steps": 128, "rule": "gauss_legendre"}  # toys are cheap: enough steps that the quadrature is exact-ish
@@ -66,7 +67,7 @@ with plot:
     values, grads = values_and_gradients(net.model, xs)
     st.plotly_chart(function_path_figure(xs[:, 0, 0, 0].numpy(), values.numpy(), grads.numpy(), 0.0, x,
                                          title="f and its gradient; the path from x′ to x shaded"),
-                    key="axioms_sensitivity_chart")
+                    key="axioms_sensitivity_chart", config=CHART_CONFIG)
 if x > 1:
     st.caption(f"For x > 1 the function is flat, so its gradient is 0 and gradient × input says the input did "
                f"nothing, although f changed by {change:.2f}: gradients break **Sensitivity**. Integrated Gradients "
@@ -100,7 +101,8 @@ with plot:
     st.plotly_chart(gradient_along_path_figure(
         np.linspace(0, 1, 401), values.numpy(), grads.numpy(),
         None if trace is None else np.asarray(trace.alphas), None if trace is None else np.asarray(trace.cumulative),
-        title="Along the path γ(α) = α·x: the output, IG's running sum, and the gradient"), key="axioms_saturation_chart")
+        title="Along the path γ(α) = α·x: the output, IG's running sum, and the gradient"),
+        key="axioms_saturation_chart", config=CHART_CONFIG)
 st.caption("Both endpoints sit on the flat parts of the sigmoid, so the gradient there is almost 0: a saliency "
            "map of x (or of x′) would call the input irrelevant. The gradient spikes mid-path, where the unit "
            "switches; Integrated Gradients collects exactly that spike, and its running sum climbs to f(x) − f(x′). "
@@ -127,7 +129,7 @@ with numbers:
 with plot:
     if rows:
         st.plotly_chart(attribution_bars_figure(rows, ["x₁", "x₂"], title="Attributions of the two networks"),
-                        key="axioms_invariance_chart")
+                        key="axioms_invariance_chart", config=CHART_CONFIG)
 if {"IG on f", "IG on g"} <= rows.keys():
     ig_gap = float(np.abs(rows["IG on f"] - rows["IG on g"]).max())
     text = f"IG gives both networks the same attributions (largest difference {ig_gap:.1e}): it only sees the function."

@@ -11,6 +11,7 @@ from ui.common import explanation_store, literal, options_key, run_explain, watc
 from ui.controls import method_controls
 from ui.display import DisplaySettings, overlay_image
 from ui.sidebar import current_input
+from ui.layout import CHART_CONFIG
 from presentation.lessons import faithfulness_figure, randomization_figure
 
 DEFAULT_METHODS = ["saliency", "guided_backprop", "grad_cam", "integrated_gradients"]
@@ -87,7 +88,8 @@ if cascade is not None:
     for method, why in cascade.errors.items():
         st.warning(f"**{infos[method].title}** could not run here: {why}")
     if cascade.similarity:
-        st.plotly_chart(randomization_figure(cascade.layers, cascade.similarity, titles), key="trust_cascade_chart")
+        st.plotly_chart(randomization_figure(cascade.layers, cascade.similarity, titles), key="trust_cascade_chart",
+                        config=CHART_CONFIG)
         mean_rho = {m: float(np.mean(rho[1:])) for m, rho in cascade.similarity.items() if len(rho) > 1}
         stayed = [f"{titles[m]} (mean ρ {r:.2f})" for m, r in mean_rho.items() if r > STAYS_SIMILAR]
         dropped = [titles[m] for m, r in mean_rho.items() if r <= STAYS_SIMILAR]
@@ -145,7 +147,7 @@ if todo:
     finally:
         bar.empty()
 curves = {m: curves[m] for m in maps if m in curves}  # the chosen order, the random reference last
-st.plotly_chart(faithfulness_figure(curves, titles), key="trust_curves_chart")
+st.plotly_chart(faithfulness_figure(curves, titles), key="trust_curves_chart", config=CHART_CONFIG)
 st.caption(f"The class probability of **{chosen.target_name}** as the top-ranked {patch}×{patch} patches are "
            "removed (left) or revealed on a blurred/blank image (right). A faithful map finds the evidence first: "
            "its deletion curve falls fastest and its insertion curve rises fastest. The dotted random order is the "

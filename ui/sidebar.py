@@ -14,7 +14,7 @@ from models import DEFAULT_MODEL, ImageError, list_models
 from models.image_io import MAX_UPLOAD_BYTES, UPLOAD_TYPES
 from ui.common import (INPUT_KEY, CurrentInput, cached_figure, class_probabilities, decode_image,
                        friendly_image_error, get_bundle, literal, model_input)
-from ui.layout import presentation_toggle
+from ui.layout import CHART_CONFIG, presentation_toggle
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "samples"
 DEFAULT_SAMPLE = "cat.jpg"
@@ -152,7 +152,7 @@ def _choose_class(bundle, image_id: str, probabilities) -> int:
     st.subheader("Class")
     figure = cached_figure(probabilities, "top5", top_classes_figure, [bundle.category(int(i)) for i in order],
                            [float(p) for p in probabilities[order]])
-    st.plotly_chart(figure, config={"displayModeBar": False}, key="top5_chart")
+    st.plotly_chart(figure, config=CHART_CONFIG, key="top5_chart")
 
     def label(index: int) -> str:
         return f"{bundle.category(index)} ({probabilities[index]:.1%})"
