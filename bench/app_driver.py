@@ -25,7 +25,7 @@ SAMPLE = ROOT / "assets" / "samples" / "cat.jpg"
 DONE_JS = """(source) => {
   const fresh = el => !el.closest('[data-stale="true"]');
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
-  const shown = [...main.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+  const shown = [...main.querySelectorAll('[data-testid="stMarkdownContainer"], [data-testid="stCaptionContainer"]')]
       .some(e => fresh(e) && e.innerText.includes(source));
   const stale = main.querySelectorAll('[data-stale="true"]').length;
   const busy = main.querySelectorAll('[data-testid="stProgress"], [data-testid="stSpinner"]').length;
