@@ -58,13 +58,8 @@ def find_images(paths: list[str]) -> tuple[list[InputFile], list[dict]]:
         problems.append({"file": printable(path), "error": error})
 
     for raw in paths:
-        try:
-            mode = os.stat(raw).st_mode
-        except FileNotFoundError:
-            problem(raw, "broken link" if os.path.islink(raw) else "no such file or folder")
-            continue
-        except OSError as err:
-            problem(raw, f"cannot be read ({err.strerror or type(err).__name__})")
+        mode = file_mode(raw, problem)
+        if mode is None:
             continue
         if stat.S_ISREG(mode):
             found.append(raw)
@@ -83,6 +78,17 @@ def find_images(paths: list[str]) -> tuple[list[InputFile], list[dict]]:
     return [InputFile(p, printable(p), s) for p, s in zip(files, output_stems(files))], problems
 
 
+def file_mode(path: str, problem) -> int | None:
+    """`stat`'s mode of `path` (links followed), or None after reporting why it cannot be had."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        problem(path, "broken link" if os.path.islink(path) else "no such file or folder")
+    except OSError as err:
+        problem(path, f"cannot be read ({err.strerror or type(err).__name__})")
+    return None
+
+
 def folder_images(folder: str, problem) -> list[str]:
     try:
         with os.scandir(folder) as entries:
@@ -93,13 +99,8 @@ def folder_images(folder: str, problem) -> list[str]:
     images = []
     for name in names:
         path = os.path.join(folder, name)
-        try:
-            mode = os.stat(path).st_mode
-        except FileNotFoundError:
-            problem(path, "broken link")
-            continue
-        except OSError as err:
-            problem(path, f"cannot be read ({err.strerror or type(err).__name__})")
+        mode = file_mode(path, problem)
+        if mode is None:
             continue
         if stat.S_ISREG(mode):
             images.append(path)
