@@ -151,10 +151,11 @@ def test_a_link_reproduces_methods_class_and_steps(app_url, browser):
     page.goto(f"{app_url}/?{view}", wait_until="domcontentloaded")
     page.get_by_text("sample: cat_and_espresso.jpg").wait_for(timeout=RUN_SECONDS * 1000)
     tiles = page.locator(".st-key-tiles [data-testid='stImageCaption']")
-    tiles.filter(has_text="Grad-CAM").wait_for(timeout=RUN_SECONDS * 1000)  # the last tile of the run
+    expected, deadline = ["Saliency (gradient)", "Grad-CAM"], time.monotonic() + RUN_SECONDS
+    while (captions := tiles.all_inner_texts())[1:] != expected and time.monotonic() < deadline:
+        page.wait_for_timeout(250)  # the view settles: the link's tiles, in the link's order
+    assert captions[1:] == expected, captions
     wait_until_idle(page, RUN_SECONDS)
-    captions = tiles.all_inner_texts()
-    assert captions[1:] == ["Saliency (gradient)", "Grad-CAM"], captions
     target = page.locator("[data-testid='stSidebar'] .st-key-target")
     shown = target.inner_text() + " ".join(box.input_value() for box in target.locator("input").all())
     assert "espresso" in shown, shown
