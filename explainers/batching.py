@@ -1,8 +1,8 @@
 """Run many forward+backward passes in chunks: a fixed size per kind of device, capped by memory.
 
 On a CPU a small chunk keeps the activations in cache, and larger ones gain nothing; on an accelerator every
-chunk pays a fixed cost in kernel launches, so chunks are as large as memory allows. A learner that timed chunk
-sizes on the real work was tried and gained nothing above run-to-run noise (bench/README.md, bench/chunks.py).
+chunk pays a fixed cost in kernel launches, so chunks are as large as memory allows (bench/chunks.py compares
+this with a learner that times chunk sizes on the real work).
 
 Memory stays bounded whatever the step count or input size: the activations one sample keeps for the backward
 pass are measured on a first chunk of one sample (saved-tensor hooks, this thread only), remembered per
@@ -68,7 +68,7 @@ def chunk_size(device: torch.device, bytes_per_sample: float | None, requested: 
 
 class _SavedBytes:
     """Counts the bytes of activations autograd saves for backward, in this thread. Parameters are excluded, and
-    so are views of them (a Linear saves `weight.t()`: VGG's head alone would count as 475 MB per sample)."""
+    so are views of them (a Linear saves `weight.t()`, which is weights, not activations)."""
 
     def __init__(self, model: torch.nn.Module):
         self.total = 0

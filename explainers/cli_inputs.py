@@ -3,7 +3,7 @@
 File names come from the file system, not from us: they may hold bytes that are not UTF-8 (Python carries them
 as surrogate escapes), control characters or markup. `printable` is the one form they are shown or reported in.
 Each file is stat-ed before it is opened: only regular files up to the upload limit are read (a FIFO or a
-device is named for what it is and never opened, a 3 GB file is refused without reading a byte).
+device is named for what it is and never opened, a file over the limit is refused without reading it).
 """
 from __future__ import annotations
 

@@ -172,7 +172,7 @@ def _adaptive_result(bundle, x, x_base, target, tolerance, budget, batch_size, p
     """Refine the path where its panels are wrong (adaptive.refine); every round's nodes run as one chunked pass.
 
     Every node's gradient stays on the device until the weights are final (a split changes the weights of the
-    nodes it re-uses): budget × the input's size, e.g. 150 MB for 256 evaluations at 224 px in float32.
+    nodes it re-uses): memory grows as budget × the input's size.
     """
     records, chunks = [], []
 

@@ -212,9 +212,9 @@ def run_explain(bundle: ModelBundle, image_id: str, x: torch.Tensor, target: int
     widget = hashlib.sha1(repr(key).encode()).hexdigest()[:12]  # widget keys of this result
     job = jobs.running(key)
     if job is None:
-        if not _may_start(bundle, x, method, options, title, widget):
-            return None
         n_passes = _passes(bundle, method, options)
+        if not _may_start(bundle, x, n_passes, title, widget):
+            return None
 
         def work(progress):
             return explainers.explain(bundle, x, target=int(target), method=method, progress=progress, **options)
@@ -236,14 +236,14 @@ def _passes(bundle, method: str, options: dict) -> float:
         return 0.0
 
 
-def _may_start(bundle, x, method: str, options: dict, title: str, widget: str) -> bool:
+def _may_start(bundle, x, n_passes: float, title: str, widget: str) -> bool:
     """Whether the job may start now: quick work at once; slow or cancelled work on a click."""
     if st.session_state.pop(f"go_{widget}", False):  # Compute was clicked in the run before
         return True
     cancelled = st.session_state.get(f"cancelled_{widget}", False)
     try:
-        seconds = estimates.estimate_seconds(bundle, x, method_info(method), options)
-    except (KeyError, AttributeError, RuntimeError, ValueError):  # unknown method or odd input: let explain() say
+        seconds = n_passes * estimates.seconds_per_pass(bundle, x) if n_passes and x is not None else 0.0
+    except (AttributeError, RuntimeError, ValueError):  # no model to time or an odd input: let explain() say
         seconds = 0.0
     if seconds <= estimates.CLICK_ABOVE_S and not cancelled:
         return True

@@ -80,13 +80,6 @@ def record(bundle, n_passes: float, seconds: float) -> None:
         _seconds_per_pass[_key(bundle)] = new if old is None else 0.5 * old + 0.5 * new
 
 
-def estimate_seconds(bundle, x, info, options: dict) -> float:
-    """Expected wall time, or 0 when it cannot be told (nothing to measure with)."""
-    if getattr(bundle, "model", None) is None or x is None:
-        return 0.0
-    return passes(info, options, bundle) * seconds_per_pass(bundle, x)
-
-
 def plain_duration(seconds: float) -> str:
     if seconds < 90:
         return f"about {max(1, round(seconds))} s"
